@@ -1,0 +1,52 @@
+"""py_hamt: a content-addressed key-value engine for Zarr on IPFS.
+
+The public API (see ``README.md``)::
+
+    cas = InMemoryCAS()
+    hamt = await HAMT.build(cas=cas, values_are_bytes=True)
+    ds.to_zarr(store=ZarrHAMTStore(hamt, read_only=False), mode="w", zarr_format=3)
+    await hamt.make_read_only()
+    root = hamt.root_node_id
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from py_hamt.cas.base import ContentAddressedStore
+from py_hamt.cas.memory import InMemoryCAS
+from py_hamt.errors import (
+    BlockNotFoundError,
+    HashExhaustedError,
+    IntegrityError,
+    InvalidArgumentError,
+    KeyNotFoundError,
+    MalformedNodeError,
+    NotCommittedError,
+    PyHamtError,
+    ReadOnlyError,
+)
+from py_hamt.stores.hamt_store import ZarrHAMTStore
+from py_hamt.trie.hamt import HAMT
+from py_hamt.trie.hashing import blake3_hashfn
+
+try:
+    __version__ = version("py-hamt")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "HAMT",
+    "BlockNotFoundError",
+    "ContentAddressedStore",
+    "HashExhaustedError",
+    "InMemoryCAS",
+    "IntegrityError",
+    "InvalidArgumentError",
+    "KeyNotFoundError",
+    "MalformedNodeError",
+    "NotCommittedError",
+    "PyHamtError",
+    "ReadOnlyError",
+    "ZarrHAMTStore",
+    "__version__",
+    "blake3_hashfn",
+]

@@ -1,0 +1,66 @@
+"""Fast conversions between binary CIDs and :class:`multiformats.CID`.
+
+``CID.decode`` validates through a generic type checker and costs about
+170 µs per call; a HAMT node can hold a thousand CIDs. :func:`cid_from_bytes`
+parses the common CIDv1 shape directly and builds the same interned ``CID``
+object in about 3 µs, falling back to ``CID.decode`` for anything unusual.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Final
+
+from multiformats import CID, multibase, multicodec, multihash
+
+__all__ = ["DAG_CBOR", "RAW", "cid_from_bytes", "cid_to_bytes", "make_cid"]
+
+RAW: Final = 0x55
+DAG_CBOR: Final = 0x71
+
+_BASE32: Final = multibase.get("base32")
+
+
+@lru_cache(maxsize=64)
+def _codec(code: int) -> multicodec.Multicodec:
+    return multicodec.get(code=code)
+
+
+@lru_cache(maxsize=64)
+def _hashfun(code: int) -> multihash.Multihash:
+    return multihash.get(code=code)
+
+
+def _cid_new(codec_code: int, mh: bytes) -> CID:
+    # ``_new_instance`` is multiformats' own constructor after validation; the
+    # caller has already checked everything it would check.
+    return CID._new_instance(CID, _BASE32, 1, _codec(codec_code), _hashfun(mh[0]), mh)  # type: ignore[attr-defined,no-any-return]
+
+
+def cid_from_bytes(raw: bytes) -> CID:
+    """Parse a binary CID. Raises ``ValueError`` (or a subclass) if invalid."""
+    # Fast path: CIDv1 whose codec and multihash code and length are one-byte
+    # varints, which covers raw/dag-cbor/dag-pb with blake3 or sha2-256.
+    if len(raw) > 4 and raw[0] == 1 and raw[1] < 0x80 and raw[2] < 0x80 and raw[3] < 0x80:
+        mh = raw[2:]
+        if mh[1] == len(mh) - 2:
+            try:
+                return _cid_new(raw[1], mh)
+            except KeyError:
+                pass  # an unknown code: let CID.decode produce its error
+    try:
+        return CID.decode(raw)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"invalid binary CID {raw.hex()}: {exc}") from exc
+
+
+def cid_to_bytes(cid: CID) -> bytes:
+    """The binary form of ``cid`` (what DAG-CBOR tag 42 wraps, minus 0x00)."""
+    return bytes(cid)
+
+
+def make_cid(codec_code: int, mh: bytes) -> CID:
+    """A base32 CIDv1 with the given codec and multihash bytes."""
+    if len(mh) > 2 and mh[0] < 0x80 and mh[1] == len(mh) - 2 and codec_code < 0x80:
+        return _cid_new(codec_code, mh)
+    return CID("base32", 1, codec_code, mh)

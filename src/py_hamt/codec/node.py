@@ -1,0 +1,218 @@
+"""The HAMT node's DAG-CBOR encoding (py-hamt v3 layout).
+
+A node is a CBOR array of exactly 256 entries; each entry is ``{}`` (empty),
+a map ``{key: id, ...}`` (a bucket), or ``[id]`` (a link to a child node).
+The encoder writes canonical DAG-CBOR directly, and the decoder parses that
+fixed shape in one pass. Both are byte-for-byte what a general DAG-CBOR codec
+produces for the same structure (the tests check this against ``dag_cbor``);
+ids of kinds other than bytes and CIDs go through ``dag_cbor`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final, TypeAlias
+
+import dag_cbor
+from multiformats import CID
+
+from py_hamt.codec.cids import cid_from_bytes
+from py_hamt.errors import MalformedNodeError, format_id
+
+__all__ = ["NODE_WIDTH", "Bucket", "Entry", "Link", "decode_node", "encode_node"]
+
+NODE_WIDTH: Final = 256
+
+Id: TypeAlias = object
+"""Whatever a content-addressed store returns: bytes, a CID, ..."""
+
+Bucket: TypeAlias = dict[str, Id]
+
+
+class Link:
+    """A slot that points at a child node by id."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, block_id: Id) -> None:
+        self.id = block_id
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Link) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(("Link", self.id))
+
+    def __repr__(self) -> str:
+        return f"Link({format_id(self.id)})"
+
+
+Entry: TypeAlias = None | Bucket | Link
+
+_NODE_HEAD: Final = b"\x99\x01\x00"  # array(256)
+_CID_TAG: Final = b"\xd8\x2a"  # tag(42)
+
+
+def _head(major: int, n: int) -> bytes:
+    m = major << 5
+    if n < 24:
+        return bytes((m | n,))
+    if n < 0x100:
+        return bytes((m | 24, n))
+    if n < 0x10000:
+        return bytes((m | 25,)) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes((m | 26,)) + n.to_bytes(4, "big")
+    return bytes((m | 27,)) + n.to_bytes(8, "big")
+
+
+def _encode_id(block_id: Id) -> bytes:
+    if type(block_id) is bytes:
+        return _head(2, len(block_id)) + block_id
+    if isinstance(block_id, CID):
+        raw = bytes(block_id)
+        return _CID_TAG + _head(2, len(raw) + 1) + b"\x00" + raw
+    try:
+        return dag_cbor.encode(block_id)  # type: ignore[arg-type]
+    except (TypeError, ValueError, dag_cbor.encoding.CBOREncodingError) as exc:
+        raise TypeError(f"cannot store id of type {type(block_id).__name__} in a HAMT node: {exc}") from exc
+
+
+def _encode_bucket(bucket: Bucket) -> bytes:
+    items = [(k.encode("utf-8"), v) for k, v in bucket.items()]
+    # DAG-CBOR map order: shorter encoded keys first, then bytewise.
+    items.sort(key=lambda kv: (len(kv[0]), kv[0]))
+    parts = [_head(5, len(items))]
+    for kb, v in items:
+        parts.append(_head(3, len(kb)))
+        parts.append(kb)
+        parts.append(_encode_id(v))
+    return b"".join(parts)
+
+
+def encode_node(entries: Sequence[Entry]) -> bytes:
+    """Encode 256 entries as a canonical DAG-CBOR node."""
+    if len(entries) != NODE_WIDTH:
+        raise ValueError(f"a node has {NODE_WIDTH} entries, got {len(entries)}")
+    parts = [_NODE_HEAD]
+    for e in entries:
+        if e is None:
+            parts.append(b"\xa0")
+        elif type(e) is dict:
+            parts.append(_encode_bucket(e) if e else b"\xa0")
+        else:
+            parts.append(b"\x81")
+            parts.append(_encode_id(e.id))  # type: ignore[union-attr]
+    return b"".join(parts)
+
+
+class _Fallback(Exception):
+    """The fast decoder met a valid-looking shape it does not handle."""
+
+
+def _read_len(data: bytes, pos: int, info: int) -> tuple[int, int]:
+    if info < 24:
+        return info, pos
+    if info == 24:
+        return data[pos], pos + 1
+    if info == 25:
+        return int.from_bytes(data[pos : pos + 2], "big"), pos + 2
+    if info == 26:
+        return int.from_bytes(data[pos : pos + 4], "big"), pos + 4
+    if info == 27:
+        return int.from_bytes(data[pos : pos + 8], "big"), pos + 8
+    raise ValueError(f"unsupported CBOR length encoding {info} at byte {pos - 1}")
+
+
+def _read_id(data: bytes, pos: int) -> tuple[Id, int]:
+    b = data[pos]
+    if b >> 5 == 2:  # byte string
+        n, pos = _read_len(data, pos + 1, b & 31)
+        end = pos + n
+        if end > len(data):
+            raise ValueError("byte string runs past the end of the block")
+        return data[pos:end], end
+    if b == 0xD8 and data[pos + 1] == 42:
+        b = data[pos + 2]
+        if b >> 5 != 2:
+            raise ValueError(f"tag 42 must wrap a byte string (byte {pos + 2})")
+        n, p = _read_len(data, pos + 3, b & 31)
+        end = p + n
+        if end > len(data) or n < 2 or data[p] != 0:
+            raise ValueError(f"malformed CID under tag 42 at byte {pos}")
+        return cid_from_bytes(data[p + 1 : end]), end
+    raise _Fallback
+
+
+def _decode_fast(data: bytes) -> list[Entry]:
+    if not data.startswith(_NODE_HEAD):
+        raise _Fallback
+    pos = 3
+    entries: list[Entry] = []
+    append = entries.append
+    for _ in range(NODE_WIDTH):
+        b = data[pos]
+        pos += 1
+        if b == 0xA0:
+            append(None)
+        elif b == 0x81:
+            block_id, pos = _read_id(data, pos)
+            append(Link(block_id))
+        elif b >> 5 == 5:
+            n, pos = _read_len(data, pos, b & 31)
+            bucket: Bucket = {}
+            prev = b""
+            for _ in range(n):
+                kb = data[pos]
+                if kb >> 5 != 3:
+                    raise ValueError(f"bucket key at byte {pos} is not a text string")
+                klen, pos = _read_len(data, pos + 1, kb & 31)
+                key_bytes = data[pos : pos + klen]
+                if len(key_bytes) != klen:
+                    raise ValueError("bucket key runs past the end of the block")
+                pos += klen
+                if (len(key_bytes), key_bytes) <= (len(prev), prev) and bucket:
+                    raise ValueError(f"bucket keys out of canonical order or repeated at byte {pos}")
+                prev = key_bytes
+                bucket[key_bytes.decode("utf-8")], pos = _read_id(data, pos)
+            append(bucket)
+        else:
+            raise ValueError(f"entry {len(entries)} is neither a map nor a one-element array")
+    if pos != len(data):
+        raise ValueError(f"{len(data) - pos} trailing bytes after the node")
+    return entries
+
+
+def _decode_generic(data: bytes) -> list[Entry]:
+    obj = dag_cbor.decode(data)
+    if not isinstance(obj, list) or len(obj) != NODE_WIDTH:
+        raise ValueError(f"a node is an array of {NODE_WIDTH} entries")
+    entries: list[Entry] = []
+    for i, e in enumerate(obj):
+        if isinstance(e, dict):
+            if any(v is None or isinstance(v, (dict, list)) for v in e.values()):
+                raise ValueError(f"bucket in entry {i} holds a value that is not an id")
+            entries.append(dict(e) if e else None)
+        elif isinstance(e, list) and len(e) == 1 and not isinstance(e[0], (dict, list)) and e[0] is not None:
+            entries.append(Link(e[0]))
+        else:
+            raise ValueError(f"entry {i} is neither a map nor a one-element array")
+    return entries
+
+
+def decode_node(data: bytes, block_id: Id = None) -> list[Entry]:
+    """Decode a node's 256 entries.
+
+    Raises :class:`MalformedNodeError`, naming ``block_id``, for anything that
+    is not a node in this layout: bad CBOR, the wrong shape, trailing bytes,
+    keys that are not UTF-8 text or repeat.
+    """
+    try:
+        try:
+            return _decode_fast(bytes(data))
+        except _Fallback:
+            return _decode_generic(bytes(data))
+    except (ValueError, IndexError, TypeError, dag_cbor.decoding.CBORDecodingError) as exc:
+        raise MalformedNodeError(
+            f"block {format_id(block_id)} is not a valid HAMT node: {exc}", block_id
+        ) from exc

@@ -1,0 +1,100 @@
+"""The exception tree of py_hamt.
+
+Every error the package raises on purpose derives from :class:`PyHamtError`,
+and each also inherits the builtin a caller would naturally catch, so that
+``except KeyError`` or ``except ValueError`` keep working::
+
+    PyHamtError
+    ├── KeyNotFoundError        (KeyError)    a key is absent from a HAMT
+    ├── BlockNotFoundError      (KeyError)    a store has no block under an id
+    ├── InvalidArgumentError    (ValueError)  bad configuration or arguments
+    │   └── HashExhaustedError                the hash ran out of levels
+    ├── ReadOnlyError           (ValueError)  a write on a read-only HAMT or store
+    ├── NotCommittedError       (RuntimeError) a root id asked for before a commit
+    └── IntegrityError                        bytes do not match what was promised
+        └── MalformedNodeError  (ValueError)  a block is not a valid HAMT node
+
+Messages always name the key, id or argument at fault.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BlockNotFoundError",
+    "HashExhaustedError",
+    "IntegrityError",
+    "InvalidArgumentError",
+    "KeyNotFoundError",
+    "MalformedNodeError",
+    "NotCommittedError",
+    "PyHamtError",
+    "ReadOnlyError",
+]
+
+
+class PyHamtError(Exception):
+    """Base class of every error py_hamt raises deliberately."""
+
+
+class KeyNotFoundError(PyHamtError, KeyError):
+    """A key is not in the HAMT. ``args[0]`` is the key itself."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"key not found: {self.key!r}"
+
+
+class BlockNotFoundError(PyHamtError, KeyError):
+    """A content-addressed store holds no block under an id."""
+
+    def __init__(self, block_id: object, detail: str = "") -> None:
+        super().__init__(block_id)
+        self.block_id = block_id
+        self.detail = detail
+
+    def __str__(self) -> str:
+        msg = f"no block with id {format_id(self.block_id)}"
+        return f"{msg}: {self.detail}" if self.detail else msg
+
+
+class InvalidArgumentError(PyHamtError, ValueError):
+    """An argument or a combination of arguments is not valid."""
+
+
+class HashExhaustedError(InvalidArgumentError):
+    """More levels were needed than the hash function has bytes.
+
+    With the default 32-byte blake3 hash this needs more than
+    ``max_bucket_size`` keys sharing a 32-byte hash, which does not happen in
+    practice; a short custom ``hash_fn`` can hit it.
+    """
+
+
+class ReadOnlyError(PyHamtError, ValueError):
+    """A write was attempted on a read-only HAMT or store."""
+
+
+class NotCommittedError(PyHamtError, RuntimeError):
+    """A committed root was asked for while changes are still buffered."""
+
+
+class IntegrityError(PyHamtError):
+    """Bytes did not match the id or digest they were promised under."""
+
+    def __init__(self, message: str, block_id: object = None) -> None:
+        super().__init__(message)
+        self.block_id = block_id
+
+
+class MalformedNodeError(IntegrityError, ValueError):
+    """A block that should be a HAMT node does not decode as one."""
+
+
+def format_id(block_id: object) -> str:
+    """Render an id for an error message: CIDs as text, bytes as hex."""
+    if isinstance(block_id, (bytes, bytearray, memoryview)):
+        return bytes(block_id).hex()
+    return str(block_id)

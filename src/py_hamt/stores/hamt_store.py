@@ -1,0 +1,208 @@
+"""A zarr v3 store whose keys live in a HAMT."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from zarr.abc.store import ByteRequest, Store
+from zarr.core.buffer import Buffer, BufferPrototype
+
+from py_hamt.errors import InvalidArgumentError, KeyNotFoundError, ReadOnlyError, format_id
+from py_hamt.stores.byte_ranges import to_hamt_range
+from py_hamt.trie.hamt import HAMT
+
+__all__ = ["ZarrHAMTStore"]
+
+_METADATA_SUFFIX = "zarr.json"
+
+
+class ZarrHAMTStore(Store):
+    """Zarr keys stored verbatim in a :class:`~py_hamt.HAMT`, values as raw bytes.
+
+    Args:
+        hamt: a HAMT with ``values_are_bytes=True``.
+        read_only: whether this store refuses writes. A writable store needs
+            the HAMT in write mode. A read-only store may sit on a HAMT in
+            either mode: on one in write mode it is a read-only *view* of the
+            data being written, which is what zarr itself asks for when a
+            writable store is opened with ``mode="r"``.
+
+    Raises:
+        InvalidArgumentError: (a ``ValueError``) ``values_are_bytes`` is
+            false, or a writable store over a read-only HAMT.
+
+    Edges: a missing key reads as ``None``; deleting a missing key is not an
+    error; byte ranges past the end read as empty. ``zarr.json`` documents
+    are cached after their first read while the HAMT is read-only (the cache
+    is dropped whenever the HAMT's committed root changes).
+    """
+
+    supports_writes: bool = True
+    supports_deletes: bool = True
+    supports_partial_writes: bool = False
+    supports_listing: bool = True
+
+    def __init__(self, hamt: HAMT, read_only: bool = False) -> None:
+        if not isinstance(hamt, HAMT):
+            raise InvalidArgumentError(f"hamt must be a HAMT, got {type(hamt).__name__}")
+        if not hamt.values_are_bytes:
+            raise InvalidArgumentError(
+                "ZarrHAMTStore needs a HAMT built with values_are_bytes=True"
+            )
+        if not read_only and hamt.read_only:
+            raise InvalidArgumentError(
+                "a writable ZarrHAMTStore needs the HAMT in write mode: pass read_only=True, "
+                "or call `await hamt.enable_write()` first"
+            )
+        super().__init__(read_only=read_only)
+        self._hamt = hamt
+        self._metadata: dict[str, bytes] = {}
+        self._metadata_root: object = None
+        self._token = uuid.uuid4().hex
+
+    @property
+    def hamt(self) -> HAMT:
+        """The HAMT behind this store."""
+        return self._hamt
+
+    def with_read_only(self, read_only: bool = False) -> ZarrHAMTStore:
+        """A new store over the same HAMT with another ``read_only`` flag."""
+        return type(self)(self._hamt, read_only=read_only)
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError("store was opened in read-only mode and does not support writing")
+
+    # --------------------------------------------------------------- identity
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ZarrHAMTStore)
+            and type(other) is type(self)
+            and self.read_only == other.read_only
+            and self._hamt == other._hamt
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._hamt!r}, read_only={self.read_only})"
+
+    def __dask_tokenize__(self) -> tuple[str, ...]:
+        """A cheap token, so dask never pickles the HAMT or its store.
+
+        A read-only HAMT's committed root names its content exactly; a HAMT
+        being written gets a random token fixed for this store object.
+        """
+        name = type(self).__name__
+        root = self._committed_root()
+        if root is None:
+            return (name, "uncommitted", self._token)
+        return (name, format_id(root), str(self.read_only))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_metadata"] = {}
+        state["_metadata_root"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def _committed_root(self) -> object:
+        """The committed root if the HAMT is read-only, else ``None``."""
+        if not self._hamt.read_only:
+            return None
+        return self._hamt._committed_root_id()
+
+    # ------------------------------------------------------------------ reads
+    def _cached_metadata(self, key: str) -> bytes | None:
+        root = self._committed_root()
+        if root is None:
+            return None
+        if root != self._metadata_root:
+            self._metadata.clear()
+            self._metadata_root = root
+            return None
+        return self._metadata.get(key)
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """The value under ``key`` (or a byte range of it), ``None`` if absent."""
+        offset, length, suffix = to_hamt_range(byte_range)
+        is_metadata = byte_range is None and key.endswith(_METADATA_SUFFIX)
+        if is_metadata:
+            cached = self._cached_metadata(key)
+            if cached is not None:
+                return prototype.buffer.from_bytes(cached)
+        try:
+            data = await self._hamt.get(key, offset=offset, length=length, suffix=suffix)
+        except KeyNotFoundError:
+            return None
+        if is_metadata and self._committed_root() is not None:
+            self._metadata[key] = data
+        return prototype.buffer.from_bytes(data)
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        """Several reads at once; ``None`` for each missing key."""
+        return list(
+            await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
+        )
+
+    async def exists(self, key: str) -> bool:
+        """Whether ``key`` is present."""
+        return await self._hamt.has(key)
+
+    # ----------------------------------------------------------------- writes
+    async def set(self, key: str, value: Buffer) -> None:
+        """Store ``value`` under ``key``; raises ``ReadOnlyError`` if read-only."""
+        self._check_writable()
+        if not isinstance(value, Buffer):
+            raise TypeError(f"ZarrHAMTStore.set expects a zarr Buffer, got {type(value).__name__}")
+        await self._hamt.set(key, value.to_bytes())
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; a missing key is not an error."""
+        self._check_writable()
+        try:
+            await self._hamt.delete(key)
+        except KeyNotFoundError:
+            pass
+
+    # ---------------------------------------------------------------- listing
+    async def list(self) -> AsyncIterator[str]:
+        """Every key, in HAMT order (not sorted)."""
+        async for key in self._hamt.keys():
+            yield key
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        """Every key starting with ``prefix`` (``""`` lists all)."""
+        async for key in self._hamt.keys():
+            if key.startswith(prefix):
+                yield key
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        """The names directly under ``prefix``, each once.
+
+        ``"a"`` and ``"a/"`` are the same directory; ``""`` is the root.
+        """
+        prefix = prefix.rstrip("/")
+        if prefix:
+            prefix += "/"
+        seen: set[str] = set()
+        async for key in self._hamt.keys():
+            if key.startswith(prefix):
+                name = key[len(prefix) :].split("/", 1)[0]
+                if name not in seen:
+                    seen.add(name)
+                    yield name
