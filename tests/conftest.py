@@ -1,0 +1,78 @@
+"""Shared fixtures and helpers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import pytest
+from multiformats import CID, multihash
+
+from py_hamt import HAMT, ContentAddressedStore, InMemoryCAS
+from py_hamt.cas.base import check_range, slice_range
+
+T = TypeVar("T")
+
+_B3 = multihash.get("blake3")
+
+
+class CIDCAS(ContentAddressedStore):
+    """An in-memory store returning CIDv1(codec, blake3), as a Kubo node does
+    for small blocks; used to check the CID flavour of the format."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[CID, bytes] = {}
+
+    async def save(self, data: bytes, codec: Any) -> CID:
+        cid = CID("base32", 1, codec, _B3.digest(data, size=32))
+        self.blocks[cid] = bytes(data)
+        return cid
+
+    async def load(
+        self,
+        id: Any,  # noqa: A002
+        offset: int | None = None,
+        length: int | None = None,
+        suffix: int | None = None,
+    ) -> bytes:
+        check_range(offset, length, suffix)
+        return slice_range(self.blocks[id], offset, length, suffix)
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Run a coroutine from a synchronous (e.g. hypothesis) test."""
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def build_from(
+    items: Iterable[tuple[str, bytes]],
+    cas: ContentAddressedStore | None = None,
+    max_bucket_size: int = 4,
+) -> HAMT:
+    """A committed HAMT holding exactly ``items``."""
+    hamt = await HAMT.build(
+        cas=cas or InMemoryCAS(), values_are_bytes=True, max_bucket_size=max_bucket_size
+    )
+    for k, v in items:
+        await hamt.set(k, v)
+    await hamt.make_read_only()
+    return hamt
+
+
+@pytest.fixture
+def cas() -> InMemoryCAS:
+    return InMemoryCAS()
+
+
+@pytest.fixture
+def cid_cas() -> CIDCAS:
+    return CIDCAS()
+
+
+@pytest.fixture(params=["mem", "cid"])
+def any_cas(request: pytest.FixtureRequest) -> ContentAddressedStore:
+    return InMemoryCAS() if request.param == "mem" else CIDCAS()
+
+
+AsyncFn = Callable[..., Awaitable[Any]]
