@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from zarr.abc.store import ByteRequest, Store
-from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+from zarr.core.sync import sync
 
 from py_hamt.errors import InvalidArgumentError, KeyNotFoundError, ReadOnlyError, format_id
 from py_hamt.stores.byte_ranges import to_hamt_range
@@ -178,6 +179,27 @@ class ZarrHAMTStore(Store):
             await self._hamt.delete(key)
         except KeyNotFoundError:
             pass
+
+    # ------------------------------------------------------------ sync access
+    # zarr's optional synchronous protocol. These run the async methods on
+    # zarr's own I/O loop, so they must not be called from inside it.
+    def get_sync(
+        self,
+        key: str,
+        *,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """Blocking :meth:`get`."""
+        return sync(self.get(key, prototype or default_buffer_prototype(), byte_range))
+
+    def set_sync(self, key: str, value: Buffer) -> None:
+        """Blocking :meth:`set`."""
+        sync(self.set(key, value))
+
+    def delete_sync(self, key: str) -> None:
+        """Blocking :meth:`delete`."""
+        sync(self.delete(key))
 
     # ---------------------------------------------------------------- listing
     async def list(self) -> AsyncIterator[str]:
