@@ -25,7 +25,9 @@ ops = st.lists(
 )
 
 
-async def replay(history: list[tuple[str, str, bytes]], bucket: int) -> tuple[object, dict[str, bytes]]:
+async def replay(
+    history: list[tuple[str, str, bytes]], bucket: int
+) -> tuple[object, dict[str, bytes]]:
     cas = InMemoryCAS()
     hamt = await HAMT.build(cas=cas, values_are_bytes=True, max_bucket_size=bucket)
     model: dict[str, bytes] = {}
@@ -108,7 +110,9 @@ def test_deletes_across_commits_stay_canonical() -> None:
         for k in ks[100:]:
             await reopened.delete(k)
         await reopened.make_read_only()
-        assert reopened.root_node_id == (await build_from([(k, b"v") for k in ks[:100]])).root_node_id
+        assert (
+            reopened.root_node_id == (await build_from([(k, b"v") for k in ks[:100]])).root_node_id
+        )
 
     run(go())
 

@@ -24,9 +24,7 @@ _SHA = multihash.get("sha2-256")
 
 ids_bytes = st.binary(min_size=1, max_size=40)
 ids_cid = st.builds(
-    lambda data, codec, sha: CID(
-        "base32", 1, codec, (_SHA if sha else _B3).digest(data, size=32)
-    ),
+    lambda data, codec, sha: CID("base32", 1, codec, (_SHA if sha else _B3).digest(data, size=32)),
     st.binary(max_size=16),
     st.sampled_from(["raw", "dag-cbor"]),
     st.booleans(),
@@ -111,7 +109,7 @@ def test_fast_cid_parse_equals_multiformats(cid: CID) -> None:
 
 
 def test_cid_parse_rejects_garbage() -> None:
-    with pytest.raises(ValueError, match="CID|varint|multihash|digest|code|version"):
+    with pytest.raises(ValueError, match=r"invalid binary CID 01711e2073686f7274: .*size"):
         cid_from_bytes(b"\x01\x71\x1e\x20short")
 
 

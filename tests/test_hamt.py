@@ -35,9 +35,7 @@ async def test_set_get_overwrite_delete(any_cas: ContentAddressedStore) -> None:
     with pytest.raises(KeyNotFoundError, match="key not found: 'k8'"):
         await hamt.get("k8")
     assert await hamt.len() == 299
-    assert sorted([k async for k in hamt.keys()]) == sorted(
-        f"k{i}" for i in range(300) if i != 8
-    )
+    assert sorted([k async for k in hamt.keys()]) == sorted(f"k{i}" for i in range(300) if i != 8)
 
 
 async def test_missing_key_is_a_key_error_naming_it(cas: InMemoryCAS) -> None:
@@ -76,7 +74,7 @@ async def test_byte_ranges_apply_to_stored_bytes(cas: InMemoryCAS) -> None:
 async def test_byte_ranges_need_values_are_bytes(cas: InMemoryCAS) -> None:
     hamt = await HAMT.build(cas=cas)
     await hamt.set("x", [1, 2, 3])
-    with pytest.raises(InvalidArgumentError, match="values_are_bytes=True .*'x'"):
+    with pytest.raises(InvalidArgumentError, match=r"values_are_bytes=True .*'x'"):
         await hamt.get("x", offset=1)
 
 
@@ -164,7 +162,9 @@ async def test_root_node_id_is_not_valid_with_buffered_changes(cas: InMemoryCAS)
 
 async def test_max_bucket_size_below_one_is_a_value_error(cas: InMemoryCAS) -> None:
     for bad in (0, -1):
-        with pytest.raises(InvalidArgumentError, match=f"max_bucket_size must be an int >= 1, got {bad}"):
+        with pytest.raises(
+            InvalidArgumentError, match=f"max_bucket_size must be an int >= 1, got {bad}"
+        ):
             await HAMT.build(cas=cas, max_bucket_size=bad)
 
 
@@ -214,7 +214,10 @@ async def test_custom_hash_fn_changes_layout(cas: InMemoryCAS) -> None:
     await hamt.make_read_only()
     assert hamt.root_node_id != default.root_node_id
     ro = await HAMT.build(
-        cas=cas, hash_fn=reversed_blake3, root_node_id=hamt.root_node_id, read_only=True,
+        cas=cas,
+        hash_fn=reversed_blake3,
+        root_node_id=hamt.root_node_id,
+        read_only=True,
         values_are_bytes=True,
     )
     assert await ro.get("k150") == b"v"
@@ -239,7 +242,9 @@ async def test_cache_size_and_vacate_in_both_modes(cas: InMemoryCAS) -> None:
     assert await hamt.get("k1999") == b"v"  # reloads what it needs
     await hamt.make_read_only()
 
-    ro = await HAMT.build(cas=cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True)
+    ro = await HAMT.build(
+        cas=cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True
+    )
     for i in range(2000):
         await ro.get(f"k{i}")
     warm = await ro.cache_size()
@@ -269,7 +274,9 @@ async def test_corrupt_child_node_names_its_id(cas: InMemoryCAS) -> None:
 
     child_id = next(e.id for e in decode_node(root) if isinstance(e, Link))
     cas.store[child_id] = b"\xa0"
-    ro = await HAMT.build(cas=cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True)
+    ro = await HAMT.build(
+        cas=cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True
+    )
     with pytest.raises(MalformedNodeError, match=child_id.hex()):
         async for _ in ro.keys():
             pass
@@ -289,14 +296,22 @@ async def test_concurrent_reads_share_node_loads(cas: InMemoryCAS) -> None:
             super().__init__()
             self.loads = 0
 
-        async def load(self, id: Any, offset: Any = None, length: Any = None, suffix: Any = None) -> bytes:  # noqa: A002
+        async def load(
+            self,
+            id: Any,  # noqa: A002 - the CAS method's public name
+            offset: Any = None,
+            length: Any = None,
+            suffix: Any = None,
+        ) -> bytes:
             self.loads += 1
             await asyncio.sleep(0)
             return await super().load(id, offset, length, suffix)
 
     counting = CountingCAS()
     hamt = await build_from([(f"k{i}", b"v") for i in range(2000)], counting)
-    ro = await HAMT.build(cas=counting, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True)
+    ro = await HAMT.build(
+        cas=counting, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True
+    )
     counting.loads = 0
     await asyncio.gather(*(ro.get_pointer(f"k{i}") for i in range(2000)))
     children = len([n async for n in ro._iter_nodes()]) - 1  # the root was loaded by build

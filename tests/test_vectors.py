@@ -37,8 +37,21 @@ def scenarios() -> dict[str, tuple[int, bool, list[tuple[Any, ...]]]]:
     out["zarrkeys_b4"] = (4, True, [("set", k, k.encode() * 3) for k in keys])
     out["zarrkeys_b1"] = (1, True, [("set", k, k.encode()) for k in keys[:300]])
     out["zarrkeys_b8"] = (8, True, [("set", k, k.encode()) for k in keys])
-    values: list[Any] = [0, 1, -5, 2**40, "s", "ü", b"\x00\x01", None, True, False, [1, "a"],
-                         {"x": 1, "yy": [2]}, 1.5] * 20
+    values: list[Any] = [
+        0,
+        1,
+        -5,
+        2**40,
+        "s",
+        "ü",
+        b"\x00\x01",
+        None,
+        True,
+        False,
+        [1, "a"],
+        {"x": 1, "yy": [2]},
+        1.5,
+    ] * 20
     out["ipld_values"] = (4, False, [("set", f"key-{i}", v) for i, v in enumerate(values)])
     out["overwrite"] = (4, True, [("set", f"k{i % 50}", f"v{i}".encode()) for i in range(400)])
     return out
@@ -65,7 +78,9 @@ def test_expected_roots_cover_every_scenario() -> None:
     assert {k.split("/")[0] for k in EXPECTED} == set(scenarios())
 
 
-@pytest.mark.skipif(not SHARED_SCRIPT.exists(), reason=f"{SHARED_SCRIPT} is not beside this checkout")
+@pytest.mark.skipif(
+    not SHARED_SCRIPT.exists(), reason=f"{SHARED_SCRIPT} is not beside this checkout"
+)
 def test_shared_scenarios_script_prints_all_match() -> None:
     done = subprocess.run(
         [sys.executable, str(SHARED_SCRIPT), "check"], capture_output=True, text=True, timeout=300

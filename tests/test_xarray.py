@@ -69,7 +69,9 @@ async def test_append_after_commit_and_reopen_for_writing() -> None:
     first_root = hamt.root_node_id
 
     again = await HAMT.build(cas=cas, root_node_id=first_root, values_are_bytes=True)
-    ds.isel(time=slice(24, 36)).to_zarr(store=ZarrHAMTStore(again), append_dim="time", zarr_format=3)
+    ds.isel(time=slice(24, 36)).to_zarr(
+        store=ZarrHAMTStore(again), append_dim="time", zarr_format=3
+    )
     await again.make_read_only()
     xr.testing.assert_identical(
         xr.open_zarr(store=await reopen(cas, again.root_node_id), chunks=None).load(), ds

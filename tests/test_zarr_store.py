@@ -68,10 +68,12 @@ async def test_metadata_is_cached_per_committed_root() -> None:
     store = ZarrHAMTStore(hamt, read_only=True)
     proto = default_buffer_prototype()
     first = await store.get("zarr.json", proto)
-    assert first is not None and first.to_bytes() == b"{}"
+    assert first is not None
+    assert first.to_bytes() == b"{}"
     cas.store.clear()  # the cache must serve it now
     again = await store.get("zarr.json", proto)
-    assert again is not None and again.to_bytes() == b"{}"
+    assert again is not None
+    assert again.to_bytes() == b"{}"
 
     # A new commit of the same HAMT invalidates the cache.
     hamt2 = await build_from([("zarr.json", b"{}")])
@@ -83,12 +85,14 @@ async def test_metadata_is_cached_per_committed_root() -> None:
     await hamt2.set("zarr.json", b'{"v":3}')
     await hamt2.make_read_only()
     got = await store2.get("zarr.json", proto)
-    assert got is not None and got.to_bytes() == b'{"v":3}'
+    assert got is not None
+    assert got.to_bytes() == b'{"v":3}'
     await hamt2.enable_write()
     await hamt2.set("zarr.json", b'{"v":4}')
     await hamt2.make_read_only()
     got = await store2.get("zarr.json", proto)
-    assert got is not None and got.to_bytes() == b'{"v":4}'
+    assert got is not None
+    assert got.to_bytes() == b'{"v":4}'
 
 
 async def test_byte_range_past_the_end_is_empty() -> None:
@@ -97,9 +101,11 @@ async def test_byte_range_past_the_end_is_empty() -> None:
     store = ZarrHAMTStore(await build_from([("c/0", b"abcd")]), read_only=True)
     proto = default_buffer_prototype()
     got = await store.get("c/0", proto, OffsetByteRequest(10))
-    assert got is not None and got.to_bytes() == b""
+    assert got is not None
+    assert got.to_bytes() == b""
     got = await store.get("c/0", proto, RangeByteRequest(2, 100))
-    assert got is not None and got.to_bytes() == b"cd"
+    assert got is not None
+    assert got.to_bytes() == b"cd"
     with pytest.raises(InvalidArgumentError, match="end 1 is before its start 3"):
         await store.get("c/0", proto, RangeByteRequest(3, 1))
 
@@ -113,7 +119,9 @@ async def test_dask_token_is_cheap_and_names_the_root() -> None:
     hamt = await build_from([("a", b"1")], cas)
     store = ZarrHAMTStore(hamt, read_only=True)
     same = ZarrHAMTStore(
-        await HAMT.build(cas=cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True),
+        await HAMT.build(
+            cas=cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True
+        ),
         read_only=True,
     )
     assert tokenize(store) == tokenize(same)
@@ -129,7 +137,8 @@ async def test_pickled_read_only_store_reads_the_same() -> None:
     clone = pickle.loads(pickle.dumps(store))
     assert clone == store
     got = await clone.get("x/zarr.json", default_buffer_prototype())
-    assert got is not None and got.to_bytes() == b"{}"
+    assert got is not None
+    assert got.to_bytes() == b"{}"
 
 
 async def test_zarr_open_read_mode_on_a_writable_store_gives_a_view() -> None:

@@ -29,9 +29,7 @@ def check_range(offset: int | None, length: int | None, suffix: int | None) -> N
             raise InvalidArgumentError(f"{name} must be a non-negative int, got {v!r}")
 
 
-def slice_range(
-    data: bytes, offset: int | None, length: int | None, suffix: int | None
-) -> bytes:
+def slice_range(data: bytes, offset: int | None, length: int | None, suffix: int | None) -> bytes:
     """Apply a validated byte range to ``data``.
 
     Edges: a range past the end is empty; ``suffix=0`` is empty (not the whole
@@ -74,14 +72,17 @@ class ContentAddressedStore(ABC):
 
     async def pin_cid(self, id: IPLDKind, target_rpc: str | None = None) -> None:  # noqa: A002
         """Pin a block and its DAG; a no-op for stores without pinning."""
+        return
 
     async def unpin_cid(self, id: IPLDKind, target_rpc: str | None = None) -> None:  # noqa: A002
         """Unpin a block; a no-op for stores without pinning."""
+        return
 
     async def pin_update(
         self, old_id: IPLDKind, new_id: IPLDKind, target_rpc: str | None = None
     ) -> None:
         """Move a pin from one root to another; a no-op without pinning."""
+        return
 
     async def pin_ls(self, target_rpc: str | None = None) -> list[IPLDKind]:
         """The pinned roots; always empty for stores without pinning."""

@@ -1,2 +1,49 @@
-def main() -> None:
-    pass
+"""The ``py-hamt`` console command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from py_hamt import PyHamtError, __version__
+from py_hamt.cli import demo
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="py-hamt", description="Zarr datasets in a content-addressed HAMT."
+    )
+    parser.add_argument("--version", action="version", version=f"py-hamt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a subcommand; errors print one line to stderr and exit non-zero."""
+    args = build_parser().parse_args(argv)
+    # xarray writes consolidated metadata (fewer reads when opening over
+    # IPFS); zarr warns that it is not in the v3 spec on every write.
+    warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+    try:
+        code: int = args.func(args)
+    except (PyHamtError, OSError, ValueError) as exc:
+        print(f"py-hamt {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"py-hamt {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+def console() -> None:
+    """Entry point of the ``py-hamt`` script."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console()

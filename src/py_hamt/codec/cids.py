@@ -34,7 +34,7 @@ def _hashfun(code: int) -> multihash.Multihash:
 def _cid_new(codec_code: int, mh: bytes) -> CID:
     # ``_new_instance`` is multiformats' own constructor after validation; the
     # caller has already checked everything it would check.
-    return CID._new_instance(CID, _BASE32, 1, _codec(codec_code), _hashfun(mh[0]), mh)  # type: ignore[attr-defined,no-any-return]
+    return CID._new_instance(CID, _BASE32, 1, _codec(codec_code), _hashfun(mh[0]), mh)
 
 
 def cid_from_bytes(raw: bytes) -> CID:
@@ -50,7 +50,7 @@ def cid_from_bytes(raw: bytes) -> CID:
                 pass  # an unknown code: let CID.decode produce its error
     try:
         return CID.decode(raw)
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"invalid binary CID {raw.hex()}: {exc}") from exc
 
 

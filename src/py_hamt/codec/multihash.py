@@ -46,7 +46,9 @@ def digest_for(code: int, data: bytes | bytearray | memoryview) -> bytes:
         return blake3.blake3(data).digest()
     if code == SHA2_256:
         return hashlib.sha256(data).digest()
-    raise ValueError(f"unsupported multihash code 0x{code:x}: only blake3 and sha2-256 are verified")
+    raise ValueError(
+        f"unsupported multihash code 0x{code:x}: only blake3 and sha2-256 are verified"
+    )
 
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:

@@ -11,7 +11,7 @@ ids of kinds other than bytes and CIDs go through ``dag_cbor`` itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, cast
 
 import dag_cbor
 from multiformats import CID
@@ -47,7 +47,7 @@ class Link:
         return f"Link({format_id(self.id)})"
 
 
-Entry: TypeAlias = None | Bucket | Link
+Entry: TypeAlias = Bucket | Link | None
 
 _NODE_HEAD: Final = b"\x99\x01\x00"  # array(256)
 _CID_TAG: Final = b"\xd8\x2a"  # tag(42)
@@ -73,9 +73,11 @@ def _encode_id(block_id: Id) -> bytes:
         raw = bytes(block_id)
         return _CID_TAG + _head(2, len(raw) + 1) + b"\x00" + raw
     try:
-        return dag_cbor.encode(block_id)  # type: ignore[arg-type]
+        return dag_cbor.encode(cast(dag_cbor.IPLDKind, block_id))
     except (TypeError, ValueError, dag_cbor.encoding.CBOREncodingError) as exc:
-        raise TypeError(f"cannot store id of type {type(block_id).__name__} in a HAMT node: {exc}") from exc
+        raise TypeError(
+            f"cannot store id of type {type(block_id).__name__} in a HAMT node: {exc}"
+        ) from exc
 
 
 def _encode_bucket(bucket: Bucket) -> bytes:
@@ -172,7 +174,9 @@ def _decode_fast(data: bytes) -> list[Entry]:
                     raise ValueError("bucket key runs past the end of the block")
                 pos += klen
                 if (len(key_bytes), key_bytes) <= (len(prev), prev) and bucket:
-                    raise ValueError(f"bucket keys out of canonical order or repeated at byte {pos}")
+                    raise ValueError(
+                        f"bucket keys out of canonical order or repeated at byte {pos}"
+                    )
                 prev = key_bytes
                 bucket[key_bytes.decode("utf-8")], pos = _read_id(data, pos)
             append(bucket)
@@ -193,7 +197,12 @@ def _decode_generic(data: bytes) -> list[Entry]:
             if any(v is None or isinstance(v, (dict, list)) for v in e.values()):
                 raise ValueError(f"bucket in entry {i} holds a value that is not an id")
             entries.append(dict(e) if e else None)
-        elif isinstance(e, list) and len(e) == 1 and not isinstance(e[0], (dict, list)) and e[0] is not None:
+        elif (
+            isinstance(e, list)
+            and len(e) == 1
+            and not isinstance(e[0], (dict, list))
+            and e[0] is not None
+        ):
             entries.append(Link(e[0]))
         else:
             raise ValueError(f"entry {i} is neither a map nor a one-element array")

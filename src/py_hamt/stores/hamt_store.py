@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -43,7 +44,6 @@ class ZarrHAMTStore(Store):
 
     supports_writes: bool = True
     supports_deletes: bool = True
-    supports_partial_writes: bool = False
     supports_listing: bool = True
 
     def __init__(self, hamt: HAMT, read_only: bool = False) -> None:
@@ -156,9 +156,7 @@ class ZarrHAMTStore(Store):
         key_ranges: Iterable[tuple[str, ByteRequest | None]],
     ) -> list[Buffer | None]:
         """Several reads at once; ``None`` for each missing key."""
-        return list(
-            await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
-        )
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` is present."""
@@ -175,10 +173,8 @@ class ZarrHAMTStore(Store):
     async def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
         self._check_writable()
-        try:
+        with contextlib.suppress(KeyNotFoundError):
             await self._hamt.delete(key)
-        except KeyNotFoundError:
-            pass
 
     # ------------------------------------------------------------ sync access
     # zarr's optional synchronous protocol. These run the async methods on

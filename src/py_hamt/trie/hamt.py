@@ -23,7 +23,7 @@ from typing import Any
 
 import dag_cbor
 
-from py_hamt.cas.base import ContentAddressedStore, IPLDKind, check_range
+from py_hamt.cas.base import Codec, ContentAddressedStore, IPLDKind, check_range
 from py_hamt.codec.node import Link
 from py_hamt.errors import (
     HashExhaustedError,
@@ -41,8 +41,8 @@ __all__ = ["DEFAULT_MAX_BUCKET_SIZE", "HAMT"]
 
 DEFAULT_MAX_BUCKET_SIZE = 4
 
-_NODE_CODEC = "dag-cbor"
-_VALUE_CODEC = "raw"
+_NODE_CODEC: Codec = "dag-cbor"
+_VALUE_CODEC: Codec = "raw"
 
 
 class _NeedsLoad(Exception):
@@ -475,7 +475,7 @@ class HAMT:
                 break
             t = type(e)
             if t is dict:
-                if key in e or len(e) < max_bucket:  # type: ignore[arg-type]
+                if key in e or len(e) < max_bucket:  # type: ignore[operator,arg-type]
                     e[key] = vid  # type: ignore[index]
                 else:
                     child = Node.empty()

@@ -20,7 +20,7 @@ from py_hamt.codec.node import NODE_WIDTH, Bucket, Entry, Link, decode_node, enc
 
 __all__ = ["Node", "Slot"]
 
-Slot: TypeAlias = "None | Bucket | Node | Link"
+Slot: TypeAlias = "Bucket | Node | Link | None"
 
 # Rough encoded sizes, used only to estimate the bytes a dirty node holds.
 _ID_ESTIMATE = 40

@@ -1,0 +1,28 @@
+"""ruff and mypy --strict over the package, as part of the test suite."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_ruff_lint_and_format() -> None:
+    lint = run_tool("ruff", "check", "src", "tests", "benchmarks")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = run_tool("ruff", "format", "--check", "src", "tests", "benchmarks")
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_mypy_strict_on_the_package() -> None:
+    done = run_tool("mypy")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Success" in done.stdout
