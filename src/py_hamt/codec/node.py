@@ -10,6 +10,7 @@ ids of kinds other than bytes and CIDs go through ``dag_cbor`` itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final, TypeAlias, cast
 
@@ -128,6 +129,11 @@ def _read_len(data: bytes, pos: int, info: int) -> tuple[int, int]:
 
 def _read_id(data: bytes, pos: int) -> tuple[Id, int]:
     b = data[pos]
+    if b == 0x58:  # byte string with a one-byte length: every multihash id
+        end = pos + 2 + data[pos + 1]
+        if end > len(data):
+            raise ValueError("byte string runs past the end of the block")
+        return data[pos + 2 : end], end
     if b >> 5 == 2:  # byte string
         n, pos = _read_len(data, pos + 1, b & 31)
         end = pos + n
@@ -146,39 +152,61 @@ def _read_id(data: bytes, pos: int) -> tuple[Id, int]:
     raise _Fallback
 
 
+_EMPTY_RUN: Final = re.compile(rb"\xa0*")
+
+
 def _decode_fast(data: bytes) -> list[Entry]:
     if not data.startswith(_NODE_HEAD):
         raise _Fallback
     pos = 3
     entries: list[Entry] = []
     append = entries.append
-    for _ in range(NODE_WIDTH):
+    empty_run = _EMPTY_RUN.match
+    while len(entries) < NODE_WIDTH:
         b = data[pos]
-        pos += 1
         if b == 0xA0:
-            append(None)
-        elif b == 0x81:
+            # Sparse nodes are mostly empty slots: take the whole run at once.
+            end = empty_run(data, pos).end()  # type: ignore[union-attr]
+            n = min(end - pos, NODE_WIDTH - len(entries))
+            entries.extend([None] * n)
+            pos += n
+            continue
+        pos += 1
+        if b == 0x81:
             block_id, pos = _read_id(data, pos)
             append(Link(block_id))
         elif b >> 5 == 5:
             n, pos = _read_len(data, pos, b & 31)
             bucket: Bucket = {}
-            prev = b""
+            prev: bytes | None = None
             for _ in range(n):
                 kb = data[pos]
-                if kb >> 5 != 3:
+                if 0x60 <= kb < 0x78:  # text string, length in the head byte
+                    klen = kb - 0x60
+                    pos += 1
+                elif kb >> 5 == 3:
+                    klen, pos = _read_len(data, pos + 1, kb & 31)
+                else:
                     raise ValueError(f"bucket key at byte {pos} is not a text string")
-                klen, pos = _read_len(data, pos + 1, kb & 31)
                 key_bytes = data[pos : pos + klen]
                 if len(key_bytes) != klen:
                     raise ValueError("bucket key runs past the end of the block")
                 pos += klen
-                if (len(key_bytes), key_bytes) <= (len(prev), prev) and bucket:
+                if prev is not None and (
+                    klen < len(prev) or (klen == len(prev) and key_bytes <= prev)
+                ):
                     raise ValueError(
                         f"bucket keys out of canonical order or repeated at byte {pos}"
                     )
                 prev = key_bytes
-                bucket[key_bytes.decode("utf-8")], pos = _read_id(data, pos)
+                if data[pos] == 0x58:  # the usual id: a byte string of < 256 bytes
+                    end = pos + 2 + data[pos + 1]
+                    if end > len(data):
+                        raise ValueError("byte string runs past the end of the block")
+                    bucket[key_bytes.decode("utf-8")] = data[pos + 2 : end]
+                    pos = end
+                else:
+                    bucket[key_bytes.decode("utf-8")], pos = _read_id(data, pos)
             append(bucket)
         else:
             raise ValueError(f"entry {len(entries)} is neither a map nor a one-element array")

@@ -45,7 +45,7 @@ class Node:
     @classmethod
     def decode(cls, data: bytes, block_id: object) -> Node:
         """Decode a stored node; raises ``MalformedNodeError`` naming ``block_id``."""
-        entries: list[Slot] = list(decode_node(data, block_id))
+        entries: list[Slot] = decode_node(data, block_id)  # type: ignore[assignment]
         return cls(entries, saved_id=block_id, nbytes=len(data))
 
     def mark_dirty(self) -> None:
