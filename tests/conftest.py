@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -76,3 +83,48 @@ def any_cas(request: pytest.FixtureRequest) -> ContentAddressedStore:
 
 
 AsyncFn = Callable[..., Awaitable[Any]]
+
+
+# ------------------------------------------------------- a real IPFS node
+SHARED_NODE = Path(__file__).resolve().parents[2] / "shared" / "ipfs-node" / "start.sh"
+
+
+@dataclass(frozen=True)
+class IpfsNode:
+    rpc: str
+    gateway: str
+    pid: int
+
+
+@pytest.fixture(scope="session")
+def ipfs_node() -> Iterator[IpfsNode]:
+    """A real IPFS node (js-ipfs speaking Kubo's RPC) for the integration tier.
+
+    Started once per test run with ``shared/ipfs-node/start.sh``; its npm
+    install is kept in ``$PY_HAMT_IPFS_WORKDIR`` (default
+    ``~/.cache/py-hamt/ipfs-node``) so only the first run pays for it.
+    """
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"real-node tests need {' and '.join(missing)} on PATH (not found)")
+    if not SHARED_NODE.exists():
+        pytest.skip(f"real-node tests need {SHARED_NODE} beside the checkout")
+    workdir = Path(
+        os.environ.get("PY_HAMT_IPFS_WORKDIR", Path.home() / ".cache" / "py-hamt" / "ipfs-node")
+    )
+    started = subprocess.run(
+        ["bash", str(SHARED_NODE), str(workdir)], capture_output=True, text=True, timeout=1200
+    )
+    if started.returncode != 0:
+        pytest.fail(f"start.sh failed ({started.returncode}): {started.stderr[-2000:]}")
+    env = dict(
+        line.split("=", 1)
+        for line in (workdir / "endpoints.env").read_text().splitlines()
+        if "=" in line
+    )
+    node = IpfsNode(env["IPFS_RPC"], env["IPFS_GATEWAY"], int(env["IPFS_PID"]))
+    try:
+        yield node
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(node.pid, signal.SIGTERM)

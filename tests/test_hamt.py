@@ -336,3 +336,39 @@ def test_hamt_can_move_between_event_loops(cas: InMemoryCAS) -> None:
     asyncio.run(write(200))
     asyncio.run(hamt.make_read_only())
     assert asyncio.run(hamt.len()) == 400
+
+
+async def test_commit_writes_independent_nodes_concurrently_children_first() -> None:
+    class SlowCAS(InMemoryCAS):
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_flight = self.peak = 0
+            self.order: list[bytes] = []
+
+        async def save(self, data: bytes, codec: Any) -> bytes:
+            if codec != "dag-cbor":
+                return await super().save(data, codec)
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            await asyncio.sleep(0.001)
+            self.in_flight -= 1
+            block_id = await super().save(data, codec)
+            self.order.append(block_id)
+            return block_id
+
+    cas = SlowCAS()
+    hamt = await HAMT.build(cas=cas, values_are_bytes=True)
+    for i in range(3000):
+        await hamt.set(f"k{i}", b"v")
+    cas.order.clear()
+    await hamt.make_read_only()
+    assert cas.peak > 8  # siblings were written together, not one at a time
+    # Children before parents: every link in a node points at a block saved earlier.
+    from py_hamt.codec.node import Link, decode_node
+
+    position = {bid: i for i, bid in enumerate(cas.order)}
+    for bid in cas.order:
+        for e in decode_node(cas.store[bid]):
+            if isinstance(e, Link) and e.id in position:
+                assert position[e.id] < position[bid]
+    assert cas.order[-1] == hamt.root_node_id

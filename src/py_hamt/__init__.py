@@ -12,17 +12,22 @@ The public API (see ``README.md``)::
 from importlib.metadata import PackageNotFoundError, version
 
 from py_hamt.cas.base import ContentAddressedStore
+from py_hamt.cas.kubo import KuboCAS
 from py_hamt.cas.memory import InMemoryCAS
 from py_hamt.errors import (
     BlockNotFoundError,
     HashExhaustedError,
+    HTTPStatusError,
     IntegrityError,
     InvalidArgumentError,
     KeyNotFoundError,
     MalformedNodeError,
+    NodeUnreachableError,
     NotCommittedError,
     PyHamtError,
     ReadOnlyError,
+    RequestTimeoutError,
+    TransportError,
 )
 from py_hamt.stores.hamt_store import ZarrHAMTStore
 from py_hamt.trie.hamt import HAMT
@@ -42,10 +47,15 @@ __all__ = [
     "IntegrityError",
     "InvalidArgumentError",
     "KeyNotFoundError",
+    "KuboCAS",
     "MalformedNodeError",
+    "HTTPStatusError",
+    "NodeUnreachableError",
     "NotCommittedError",
     "PyHamtError",
     "ReadOnlyError",
+    "RequestTimeoutError",
+    "TransportError",
     "ZarrHAMTStore",
     "__version__",
     "blake3_hashfn",

@@ -11,6 +11,10 @@ and each also inherits the builtin a caller would naturally catch, so that
     │   └── HashExhaustedError                the hash ran out of levels
     ├── ReadOnlyError           (ValueError)  a write on a read-only HAMT or store
     ├── NotCommittedError       (RuntimeError) a root id asked for before a commit
+    ├── TransportError          (OSError)     an HTTP request to a node or gateway failed
+    │   ├── NodeUnreachableError  (ConnectionError) refused, reset or no route
+    │   ├── RequestTimeoutError   (TimeoutError)    no answer in time
+    │   └── HTTPStatusError                         an error status, after any retries
     └── IntegrityError                        bytes do not match what was promised
         └── MalformedNodeError  (ValueError)  a block is not a valid HAMT node
 
@@ -26,7 +30,11 @@ __all__ = [
     "InvalidArgumentError",
     "KeyNotFoundError",
     "MalformedNodeError",
+    "NodeUnreachableError",
     "NotCommittedError",
+    "HTTPStatusError",
+    "RequestTimeoutError",
+    "TransportError",
     "PyHamtError",
     "ReadOnlyError",
 ]
@@ -79,6 +87,34 @@ class ReadOnlyError(PyHamtError, ValueError):
 
 class NotCommittedError(PyHamtError, RuntimeError):
     """A committed root was asked for while changes are still buffered."""
+
+
+class TransportError(PyHamtError, OSError):
+    """A request to an IPFS node or gateway failed. ``url`` is what was asked."""
+
+    def __init__(self, message: str, url: str = "", block_id: object = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.block_id = block_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class NodeUnreachableError(TransportError, ConnectionError):
+    """The connection was refused, reset or could not be made."""
+
+
+class RequestTimeoutError(TransportError, TimeoutError):
+    """The node or gateway did not answer within the timeout."""
+
+
+class HTTPStatusError(TransportError):
+    """The node or gateway answered with an error status."""
+
+    def __init__(self, message: str, url: str, status_code: int, block_id: object = None) -> None:
+        super().__init__(message, url, block_id)
+        self.status_code = status_code
 
 
 class IntegrityError(PyHamtError):

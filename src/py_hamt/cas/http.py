@@ -1,0 +1,274 @@
+"""HTTP plumbing for network stores: retries, per-loop clients, and the one
+place where httpx's exceptions become py_hamt's.
+
+Retried: timeouts, connection errors (refused, reset, truncated bodies) and
+the statuses in :data:`RETRY_STATUSES`. Every other error status fails at
+once. After the last try the error is raised with the URL (and the id being
+fetched, if any) in its message, chained to the httpx exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from py_hamt.errors import (
+    BlockNotFoundError,
+    HTTPStatusError,
+    InvalidArgumentError,
+    NodeUnreachableError,
+    RequestTimeoutError,
+    TransportError,
+    format_id,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "RETRY_STATUSES",
+    "ClientPool",
+    "RetryPolicy",
+    "send_with_retries",
+]
+
+log = logging.getLogger("py_hamt.http")
+
+RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+MAX_RETRY_AFTER: Final = 120.0
+
+
+async def _sleep(seconds: float) -> None:
+    """Indirection so tests can replace the clock instead of sleeping."""
+    await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter.
+
+    Try ``n`` (from 0) waits ``initial_delay * backoff_factor**n``, scaled by a
+    random factor in ``[1 - jitter, 1 + jitter]``. A server's ``Retry-After``
+    replaces the computed wait (capped at :data:`MAX_RETRY_AFTER` seconds).
+    """
+
+    max_retries: int = 3
+    initial_delay: float = 1.0
+    backoff_factor: float = 2.0
+    jitter: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise InvalidArgumentError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
+        if not self.initial_delay > 0:
+            raise InvalidArgumentError(f"initial_delay must be > 0, got {self.initial_delay!r}")
+        if not self.backoff_factor >= 1:
+            raise InvalidArgumentError(f"backoff_factor must be >= 1, got {self.backoff_factor!r}")
+        if not 0 <= self.jitter < 1:
+            raise InvalidArgumentError(f"jitter must be in [0, 1), got {self.jitter!r}")
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry ``attempt`` (0 for the first retry)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
+        base = self.initial_delay * self.backoff_factor**attempt
+        return base * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class ClientPool:
+    """Hands out an ``httpx.AsyncClient`` for the running event loop.
+
+    A client passed in is used on every loop and never closed here: it is
+    the caller's. Otherwise one client is made per event loop (httpx clients
+    cannot cross loops), with ``headers``, ``auth`` and ``timeout`` applied.
+    ``concurrency`` bounds requests in flight on each loop.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None,
+        *,
+        headers: Mapping[str, str] | None,
+        auth: httpx.Auth | tuple[str, str] | None,
+        timeout: httpx.Timeout | float,
+        concurrency: int,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise InvalidArgumentError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if client is not None and not isinstance(client, httpx.AsyncClient):
+            raise InvalidArgumentError(
+                f"client must be an httpx.AsyncClient, got {type(client).__name__}"
+            )
+        self._external = client
+        self._headers = dict(headers or {})
+        self._auth = auth
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._concurrency = concurrency
+        self._transport = transport
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._limits: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self._timeout
+
+    def _forget_closed_loops(self) -> None:
+        for loop in [lp for lp in self._limits if lp.is_closed()]:
+            self._limits.pop(loop, None)
+            self._clients.pop(loop, None)
+
+    def client(self) -> httpx.AsyncClient:
+        """The client for the running loop (made on first use)."""
+        if self._external is not None:
+            return self._external
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            self._forget_closed_loops()
+            client = httpx.AsyncClient(
+                headers=self._headers,
+                auth=self._auth,
+                timeout=self._timeout,
+                transport=self._transport,
+                limits=httpx.Limits(
+                    max_connections=self._concurrency,
+                    max_keepalive_connections=self._concurrency,
+                ),
+            )
+            self._clients[loop] = client
+        return client
+
+    def limit(self) -> asyncio.Semaphore:
+        """The semaphore bounding requests in flight on the running loop."""
+        loop = asyncio.get_running_loop()
+        sem = self._limits.get(loop)
+        if sem is None:
+            self._forget_closed_loops()
+            sem = self._limits[loop] = asyncio.Semaphore(self._concurrency)
+        return sem
+
+    def request_headers(self) -> dict[str, str]:
+        """Headers to add per request: those given, when the client is the caller's."""
+        return self._headers if self._external is not None else {}
+
+    async def aclose(self) -> None:
+        """Close the client this pool made for the running loop.
+
+        Clients made on loops that have since closed are dropped; a caller's
+        client is left open.
+        """
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        self._limits.pop(loop, None)
+        self._forget_closed_loops()
+        if client is not None:
+            await client.aclose()
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connect error was a refusal, anywhere down its cause chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _what(block_id: object, url: str) -> str:
+    return f"{format_id(block_id)} from {url}" if block_id is not None else url
+
+
+async def send_with_retries(
+    pool: ClientPool,
+    policy: RetryPolicy,
+    method: str,
+    url: str,
+    *,
+    block_id: object = None,
+    not_found_is_missing_block: bool = False,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send a request, retrying what is transient; return a successful response.
+
+    Raises:
+        NodeUnreachableError: connection refused, reset or cut short, on every try.
+        RequestTimeoutError: no answer within the timeout, on every try.
+        HTTPStatusError: an error status (after retries for 429/502/503/504).
+        BlockNotFoundError: 404 when ``not_found_is_missing_block`` is set.
+    """
+    extra_headers = pool.request_headers()
+    if extra_headers:
+        kwargs["headers"] = {**extra_headers, **kwargs.get("headers", {})}
+    attempt = 0
+    while True:
+        retry_after: float | None = None
+        failure: TransportError
+        try:
+            async with pool.limit():
+                response = await pool.client().request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            failure = RequestTimeoutError(
+                f"timed out ({type(exc).__name__}) fetching {_what(block_id, url)}", url, block_id
+            )
+            cause: BaseException = exc
+        except httpx.ConnectError as exc:
+            reason = "connection refused" if _refused(exc) else "cannot connect"
+            failure = NodeUnreachableError(
+                f"{reason}: {_what(block_id, url)} ({exc})", url, block_id
+            )
+            cause = exc
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            failure = NodeUnreachableError(
+                f"connection broken ({type(exc).__name__}: {exc}) fetching {_what(block_id, url)}",
+                url,
+                block_id,
+            )
+            cause = exc
+        else:
+            status = response.status_code
+            if status < 400:
+                return response
+            if status == 404 and not_found_is_missing_block:
+                raise BlockNotFoundError(block_id, f"404 from {url}")
+            body = response.text[:200].strip()
+            failure = HTTPStatusError(
+                f"HTTP {status} for {_what(block_id, url)}" + (f": {body}" if body else ""),
+                url,
+                status,
+                block_id,
+            )
+            cause = failure
+            if status not in RETRY_STATUSES:
+                raise failure
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if attempt >= policy.max_retries:
+            if cause is failure:
+                raise failure
+            raise failure from cause
+        wait = policy.delay(attempt, retry_after)
+        log.info("retrying %s %s in %.2fs after: %s", method, url, wait, failure)
+        await _sleep(wait)
+        attempt += 1

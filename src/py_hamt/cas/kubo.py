@@ -1,0 +1,438 @@
+"""KuboCAS: blocks written through Kubo's HTTP RPC, read through a gateway.
+
+What is verified:
+
+* **Whole-block reads** of ``raw`` and ``dag-cbor`` CIDs (every HAMT node and
+  every value up to one chunk) are fetched as the raw block
+  (``Accept: application/vnd.ipld.raw``) and checked against the CID's
+  multihash (blake3 or sha2-256) before they are returned. A mismatch raises
+  :class:`~py_hamt.errors.IntegrityError`; the bytes are never returned.
+* **Ranged reads** of a raw block cannot be checked on their own: a slice
+  does not hash to the CID. By default they are *not verified*; only the
+  length the gateway claims is checked. With ``verify_ranges=True`` the
+  whole block is fetched, verified and cached, and the range is cut from it.
+* **dag-pb CIDs** (values larger than one chunk, stored by Kubo as a UnixFS
+  file) are read as the file's bytes through the gateway and are *not
+  verified*: checking them means walking the UnixFS DAG.
+* **Writes**: the digest of the bytes sent is computed locally; for a
+  single-block add it must equal the multihash in the CID Kubo answers
+  (and the size it reports must match), or
+  :class:`~py_hamt.errors.IntegrityError` is raised and no id is returned, so
+  nothing can point at the bad block.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from multiformats import CID
+
+from py_hamt.cas.base import Codec, ContentAddressedStore, IPLDKind, check_range, slice_range
+from py_hamt.cas.http import DEFAULT_TIMEOUT, ClientPool, RetryPolicy, send_with_retries
+from py_hamt.codec.cids import DAG_CBOR, RAW, cid_from_bytes, make_cid
+from py_hamt.codec.multihash import BLAKE3, SHA2_256, digest_for, split_multihash
+from py_hamt.errors import HTTPStatusError, IntegrityError, InvalidArgumentError
+
+__all__ = ["DEFAULT_GATEWAY_URL", "DEFAULT_RPC_URL", "KuboCAS"]
+
+DEFAULT_RPC_URL: Final = "http://127.0.0.1:5001"
+DEFAULT_GATEWAY_URL: Final = "http://127.0.0.1:8080"
+DEFAULT_CHUNKER: Final = "size-1048576"
+DEFAULT_VERIFIED_CACHE_BYTES: Final = 64 * 2**20
+
+_HASHERS: Final = {"blake3": BLAKE3, "sha2-256": SHA2_256}
+_CHUNKER = re.compile(r"^(size-[1-9][0-9]*|rabin|rabin-[1-9][0-9]*-[1-9][0-9]*-[1-9][0-9]*)$")
+_DAG_PB: Final = 0x70
+_RAW_ACCEPT: Final = "application/vnd.ipld.raw"
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+def _base_url(url: str, what: str, strip: str) -> str:
+    """Validate an http(s) URL and cut it back to scheme://host[:port][/prefix]."""
+    if not isinstance(url, str):
+        raise InvalidArgumentError(f"{what} must be a str, got {type(url).__name__}")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidArgumentError(f"{what} must be an http(s) URL, got {url!r}")
+    path = parts.path.rstrip("/")
+    cut = path.find(strip)
+    if cut >= 0:
+        path = path[:cut]
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _cid_from_text(text: str) -> CID:
+    """Parse a CID in any multibase, as returned by Kubo or js-ipfs."""
+    try:
+        return CID.decode(text.strip())
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"the node answered with an invalid CID {text!r}: {exc}") from exc
+
+
+def _range_header(offset: int | None, length: int | None, suffix: int | None) -> str:
+    if suffix is not None:
+        return f"bytes=-{suffix}"
+    start = offset or 0
+    if length is None:
+        return f"bytes={start}-"
+    return f"bytes={start}-{start + length - 1}"
+
+
+class KuboCAS(ContentAddressedStore):
+    """A content-addressed store on an IPFS node (Kubo, or anything speaking
+    its RPC) and an IPFS path gateway.
+
+    Args:
+        hasher: ``"blake3"`` (default) or ``"sha2-256"``.
+        client: an ``httpx.AsyncClient`` to use for every request; it stays
+            the caller's to close. ``headers`` are added to each request.
+        rpc_base_url: the RPC endpoint (default ``http://127.0.0.1:5001``);
+            a trailing ``/`` or ``/api/v0`` is removed.
+        gateway_base_url: the gateway (default ``http://127.0.0.1:8080``); a
+            trailing ``/`` or ``/ipfs/...`` path is removed.
+        concurrency: requests in flight at most, per event loop.
+        headers, auth: applied to the clients KuboCAS makes itself.
+        pin_on_add: pin every block as it is added.
+        chunker: Kubo's chunker: ``size-<n>``, ``rabin`` or
+            ``rabin-<min>-<avg>-<max>``.
+        max_retries, initial_delay, backoff_factor: the retry policy for
+            timeouts, connection errors and 429/502/503/504.
+        timeout: per-request timeout (seconds or an ``httpx.Timeout``). A
+            gateway that hangs on a CID it lacks fails after it, on each try.
+        verify_ranges: verify ranged reads by fetching the whole block.
+        verified_cache_bytes: bytes of verified blocks kept for ranged reads.
+        transport: an httpx transport for the clients KuboCAS makes (proxies,
+            custom TLS, or ``httpx.MockTransport`` in tests).
+
+    Raises:
+        InvalidArgumentError: any argument out of range (a ``ValueError``).
+
+    Reads touch only the gateway, so a read-only user needs no RPC endpoint.
+    Use ``async with KuboCAS(...) as cas`` or ``await cas.aclose()`` to close
+    the clients it made.
+    """
+
+    def __init__(
+        self,
+        hasher: str = "blake3",
+        client: httpx.AsyncClient | None = None,
+        rpc_base_url: str | None = None,
+        gateway_base_url: str | None = None,
+        concurrency: int = 32,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        pin_on_add: bool = False,
+        chunker: str = DEFAULT_CHUNKER,
+        max_retries: int = 3,
+        initial_delay: float = 1.0,
+        backoff_factor: float = 2.0,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        verify_ranges: bool = False,
+        verified_cache_bytes: int = DEFAULT_VERIFIED_CACHE_BYTES,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if hasher not in _HASHERS:
+            raise InvalidArgumentError(f"hasher must be one of {sorted(_HASHERS)}, got {hasher!r}")
+        if not isinstance(chunker, str) or not _CHUNKER.match(chunker):
+            raise InvalidArgumentError(
+                f"chunker must be size-<n>, rabin or rabin-<min>-<avg>-<max>, got {chunker!r}"
+            )
+        if not isinstance(verified_cache_bytes, int) or verified_cache_bytes < 0:
+            raise InvalidArgumentError(
+                f"verified_cache_bytes must be an int >= 0, got {verified_cache_bytes!r}"
+            )
+        self.hasher = hasher
+        self._hash_code = _HASHERS[hasher]
+        self.chunker = chunker
+        self.pin_on_add = bool(pin_on_add)
+        self.rpc_base_url = _base_url(rpc_base_url or DEFAULT_RPC_URL, "rpc_base_url", "/api/v0")
+        self.gateway_base_url = _base_url(
+            gateway_base_url or DEFAULT_GATEWAY_URL, "gateway_base_url", "/ipfs"
+        )
+        self.retry = RetryPolicy(
+            max_retries=max_retries, initial_delay=initial_delay, backoff_factor=backoff_factor
+        )
+        self._pool = ClientPool(
+            client,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            concurrency=concurrency,
+            transport=transport,
+        )
+        self.verify_ranges = bool(verify_ranges)
+        self._verified: OrderedDict[CID, bytes] = OrderedDict()
+        self._verified_bytes = 0
+        self._verified_limit = verified_cache_bytes
+
+    # ------------------------------------------------------------- lifecycle
+    async def aclose(self) -> None:
+        """Close the HTTP client KuboCAS made for the running event loop."""
+        await self._pool.aclose()
+
+    async def __aenter__(self) -> KuboCAS:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"KuboCAS(rpc={self.rpc_base_url!r}, gateway={self.gateway_base_url!r})"
+
+    # ----------------------------------------------------------------- write
+    async def save(self, data: bytes, codec: Codec) -> CID:
+        """Add ``data`` with ``/api/v0/add`` and return its CIDv1.
+
+        A single-block result is relabelled with ``codec`` (so a node saved as
+        ``dag-cbor`` gets a ``bafyr…`` CID); a multi-block file keeps Kubo's
+        dag-pb CID.
+
+        Raises:
+            IntegrityError: Kubo's CID or size disagrees with the bytes sent.
+            TransportError: the RPC endpoint failed (see :mod:`py_hamt.cas.http`).
+        """
+        if codec not in ("raw", "dag-cbor"):
+            raise InvalidArgumentError(f"codec must be 'raw' or 'dag-cbor', got {codec!r}")
+        data = bytes(data)
+        digest = digest_for(self._hash_code, data)  # computed before it is sent
+        url = f"{self.rpc_base_url}/api/v0/add"
+        params = {
+            "hash": self.hasher,
+            "chunker": self.chunker,
+            "pin": "true" if self.pin_on_add else "false",
+            "cid-version": "1",
+            "raw-leaves": "true",
+            "cid-base": "base32",
+        }
+        response = await send_with_retries(
+            self._pool,
+            self.retry,
+            "POST",
+            url,
+            params=params,
+            files={"file": ("block", data, "application/octet-stream")},
+        )
+        answer = self._last_json(response, url)
+        cid = _cid_from_text(str(answer.get("Hash", "")))
+        if cid.codec.code == _DAG_PB:
+            return cid
+        code, echoed = split_multihash(bytes(cid.digest))
+        if code != self._hash_code or echoed != digest:
+            raise IntegrityError(
+                f"{url} stored {len(data)} bytes under {cid}, but their {self.hasher} digest "
+                f"is {digest.hex()}: the node did not store what was sent",
+                cid,
+            )
+        size = answer.get("Size")
+        if size is not None and int(size) != len(data):
+            raise IntegrityError(
+                f"{url} reports {size} bytes for {cid}, but {len(data)} were sent", cid
+            )
+        return make_cid(DAG_CBOR if codec == "dag-cbor" else RAW, bytes(cid.digest))
+
+    @staticmethod
+    def _last_json(response: httpx.Response, url: str) -> dict[str, Any]:
+        # add may stream several JSON objects (one per line); the last is the file.
+        lines = [ln for ln in response.text.splitlines() if ln.strip()]
+        try:
+            parsed = json.loads(lines[-1]) if lines else None
+        except json.JSONDecodeError as exc:
+            raise IntegrityError(f"{url} answered with invalid JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise IntegrityError(f"{url} answered {response.text[:200]!r}, not a JSON object")
+        return parsed
+
+    # ------------------------------------------------------------------ read
+    @staticmethod
+    def _as_cid(block_id: IPLDKind) -> CID:
+        if isinstance(block_id, CID):
+            return block_id
+        if isinstance(block_id, str):
+            try:
+                return CID.decode(block_id)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InvalidArgumentError(f"not a CID: {block_id!r} ({exc})") from exc
+        if isinstance(block_id, bytes):
+            try:
+                return cid_from_bytes(block_id)
+            except ValueError as exc:
+                raise InvalidArgumentError(f"not a binary CID: {block_id.hex()} ({exc})") from exc
+        raise TypeError(f"KuboCAS ids are CIDs, got {type(block_id).__name__}: {block_id!r}")
+
+    def _url(self, cid: CID) -> str:
+        return f"{self.gateway_base_url}/ipfs/{cid.encode('base32')}"
+
+    async def load(
+        self,
+        id: IPLDKind,  # noqa: A002
+        offset: int | None = None,
+        length: int | None = None,
+        suffix: int | None = None,
+    ) -> bytes:
+        """Read a block, or a byte range of it, through the gateway.
+
+        Whole raw/dag-cbor blocks are verified (see the module docstring).
+        Edges: ``suffix=0`` and ``length=0`` are empty without a request; a
+        range starting past the end is empty.
+
+        Raises:
+            IntegrityError: the gateway's bytes do not match the CID.
+            BlockNotFoundError: the gateway answered 404.
+            TransportError: the gateway failed, after retries.
+        """
+        cid = self._as_cid(id)
+        ranged = offset is not None or length is not None or suffix is not None
+        if ranged:
+            check_range(offset, length, suffix)
+        verifiable = cid.codec.code != _DAG_PB
+        if not ranged:
+            return await self._whole(cid) if verifiable else await self._file(cid)
+        if suffix == 0 or length == 0:
+            return b""
+        if verifiable and self.verify_ranges:
+            return slice_range(await self._whole(cid, cache=True), offset, length, suffix)
+        return await self._ranged(cid, offset, length, suffix, verifiable)
+
+    async def _whole(self, cid: CID, cache: bool = False) -> bytes:
+        cached = self._verified.get(cid)
+        if cached is not None:
+            self._verified.move_to_end(cid)
+            return cached
+        url = self._url(cid)
+        response = await send_with_retries(
+            self._pool,
+            self.retry,
+            "GET",
+            url,
+            block_id=cid,
+            not_found_is_missing_block=True,
+            headers={"Accept": _RAW_ACCEPT},
+        )
+        data = response.content
+        self._verify(cid, data, url)
+        if cache:
+            self._remember(cid, data)
+        return data
+
+    def _verify(self, cid: CID, data: bytes, url: str) -> None:
+        code, expected = split_multihash(bytes(cid.digest))
+        try:
+            actual = digest_for(code, data)
+        except ValueError as exc:
+            raise IntegrityError(f"cannot verify {cid} from {url}: {exc}", cid) from exc
+        if actual[: len(expected)] != expected:
+            raise IntegrityError(f"{url} returned {len(data)} bytes that do not hash to {cid}", cid)
+
+    def _remember(self, cid: CID, data: bytes) -> None:
+        if len(data) > self._verified_limit:
+            return
+        self._verified[cid] = data
+        self._verified_bytes += len(data)
+        while self._verified_bytes > self._verified_limit:
+            _, dropped = self._verified.popitem(last=False)
+            self._verified_bytes -= len(dropped)
+
+    async def _file(self, cid: CID) -> bytes:
+        response = await send_with_retries(
+            self._pool,
+            self.retry,
+            "GET",
+            self._url(cid),
+            block_id=cid,
+            not_found_is_missing_block=True,
+        )
+        return response.content
+
+    async def _ranged(
+        self,
+        cid: CID,
+        offset: int | None,
+        length: int | None,
+        suffix: int | None,
+        verifiable: bool,
+    ) -> bytes:
+        url = self._url(cid)
+        try:
+            response = await send_with_retries(
+                self._pool,
+                self.retry,
+                "GET",
+                url,
+                block_id=cid,
+                not_found_is_missing_block=True,
+                headers={"Range": _range_header(offset, length, suffix)},
+            )
+        except HTTPStatusError as exc:
+            if exc.status_code == 416:  # the range starts past the end
+                return b""
+            raise
+        body = response.content
+        if response.status_code == 200:
+            # The gateway ignored the range and sent everything: check and cut.
+            if verifiable:
+                self._verify(cid, body, url)
+            return slice_range(body, offset, length, suffix)
+        match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+        if match is not None:
+            first, last = int(match[1]), int(match[2])
+            if len(body) != last - first + 1:
+                raise IntegrityError(
+                    f"{url} sent {len(body)} bytes for range {first}-{last} of {cid}", cid
+                )
+        elif length is not None and len(body) > length:
+            raise IntegrityError(f"{url} sent {len(body)} bytes for {length} asked of {cid}", cid)
+        return body
+
+    # ------------------------------------------------------------------ pins
+    def _rpc(self, target_rpc: str | None) -> str:
+        if target_rpc is None:
+            return self.rpc_base_url
+        return _base_url(target_rpc, "target_rpc", "/api/v0")
+
+    async def _pin_call(
+        self,
+        verb: Literal["add", "rm", "update", "ls"],
+        args: list[tuple[str, str]],
+        target_rpc: str | None,
+    ) -> httpx.Response:
+        url = f"{self._rpc(target_rpc)}/api/v0/pin/{verb}"
+        return await send_with_retries(self._pool, self.retry, "POST", url, params=args)
+
+    async def pin_cid(self, id: IPLDKind, target_rpc: str | None = None) -> None:  # noqa: A002
+        """Pin ``id`` and everything under it (``pin/add``, recursive)."""
+        cid = self._as_cid(id)
+        await self._pin_call("add", [("arg", str(cid)), ("recursive", "true")], target_rpc)
+
+    async def unpin_cid(self, id: IPLDKind, target_rpc: str | None = None) -> None:  # noqa: A002
+        """Remove the recursive pin on ``id`` (``pin/rm``)."""
+        cid = self._as_cid(id)
+        await self._pin_call("rm", [("arg", str(cid)), ("recursive", "true")], target_rpc)
+
+    async def pin_update(
+        self, old_id: IPLDKind, new_id: IPLDKind, target_rpc: str | None = None
+    ) -> None:
+        """Move a recursive pin from ``old_id`` to ``new_id`` (``pin/update``)."""
+        old, new = self._as_cid(old_id), self._as_cid(new_id)
+        await self._pin_call("update", [("arg", str(old)), ("arg", str(new))], target_rpc)
+
+    async def pin_ls(self, target_rpc: str | None = None) -> list[IPLDKind]:
+        """The recursively pinned CIDs (``pin/ls?type=recursive``)."""
+        response = await self._pin_call("ls", [("type", "recursive")], target_rpc)
+        keys: dict[str, Any] = {}
+        for line in response.text.splitlines():
+            if line.strip():
+                keys.update(json.loads(line).get("Keys", {}))
+        return [_cid_from_text(k) for k in keys]
