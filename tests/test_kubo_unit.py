@@ -529,3 +529,16 @@ async def test_pins_use_the_configured_rpc_unless_told_otherwise() -> None:
     assert urls[3] == f"{RPC}/api/v0/pin/ls?type=recursive"
     assert urls[4] == f"http://other:5001/api/v0/pin/add?arg={b}&recursive=true"
     assert all(r.method == "POST" for r in rec.requests)
+
+
+async def test_aclose_also_closes_the_client_made_on_zarrs_loop() -> None:
+    from zarr.core.sync import sync
+
+    data = b"zarr thread"
+    cas = kubo(Recorder(httpx.Response(200, content=data)))
+    # zarr's sync API (to_zarr/open_zarr) runs the store on its own loop thread.
+    assert await asyncio.to_thread(sync, cas.load(raw_cid(data))) == data
+    made = list(cas._pool._clients.values())
+    assert len(made) == 1
+    await cas.aclose()
+    assert made[0].is_closed

@@ -43,6 +43,7 @@ log = logging.getLogger("py_hamt.http")
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 MAX_RETRY_AFTER: Final = 120.0
+_CLOSE_TIMEOUT: Final = 10.0
 
 
 async def _sleep(seconds: float) -> None:
@@ -174,17 +175,25 @@ class ClientPool:
         return self._headers if self._external is not None else {}
 
     async def aclose(self) -> None:
-        """Close the client this pool made for the running loop.
+        """Close every client this pool made, on whichever loop made it.
 
-        Clients made on loops that have since closed are dropped; a caller's
-        client is left open.
+        The running loop's client is closed here; a client made on another
+        loop that is still running (zarr's I/O thread, for one) is closed on
+        that loop. Clients of loops that have closed cannot be closed any
+        more and are dropped. A caller's client is left open.
         """
-        loop = asyncio.get_running_loop()
-        client = self._clients.pop(loop, None)
-        self._limits.pop(loop, None)
-        self._forget_closed_loops()
-        if client is not None:
-            await client.aclose()
+        current = asyncio.get_running_loop()
+        clients, self._clients = self._clients, {}
+        self._limits.clear()
+        for loop, client in clients.items():
+            if loop is current:
+                await client.aclose()
+            elif loop.is_running():
+                done = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                try:
+                    await asyncio.wait_for(asyncio.wrap_future(done), _CLOSE_TIMEOUT)
+                except TimeoutError:
+                    log.warning("could not close an HTTP client on another event loop in time")
 
 
 def _refused(exc: BaseException) -> bool:
