@@ -110,9 +110,7 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=32)
     args = p.parse_args()
     if args.endpoints:
-        env = dict(
-            ln.split("=", 1) for ln in args.endpoints.read_text().splitlines() if "=" in ln
-        )
+        env = dict(ln.split("=", 1) for ln in args.endpoints.read_text().splitlines() if "=" in ln)
         args.rpc, args.gateway = env["IPFS_RPC"], env["IPFS_GATEWAY"]
     warnings.filterwarnings("ignore", message="Consolidated metadata")
     print(json.dumps(asyncio.run(publish(args)), indent=2))

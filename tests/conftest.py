@@ -97,29 +97,34 @@ class IpfsNode:
 
 
 @pytest.fixture(scope="session")
-def ipfs_node() -> Iterator[IpfsNode]:
+def ipfs_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
     """A real IPFS node (js-ipfs speaking Kubo's RPC) for the integration tier.
 
-    Started once per test run with ``shared/ipfs-node/start.sh``; its npm
-    install is kept in ``$PY_HAMT_IPFS_WORKDIR`` (default
-    ``~/.cache/py-hamt/ipfs-node``) so only the first run pays for it.
+    Started once per test run with ``shared/ipfs-node/start.sh`` in a fresh
+    directory (so a fresh repo). Its npm install is kept in
+    ``$PY_HAMT_IPFS_WORKDIR`` (default ``~/.cache/py-hamt/ipfs-node``) and
+    linked in, so only the first run on a machine pays for ``npm ci``.
     """
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"real-node tests need {' and '.join(missing)} on PATH (not found)")
     if not SHARED_NODE.exists():
         pytest.skip(f"real-node tests need {SHARED_NODE} beside the checkout")
-    workdir = Path(
+    cache = Path(
         os.environ.get("PY_HAMT_IPFS_WORKDIR", Path.home() / ".cache" / "py-hamt" / "ipfs-node")
     )
+    cached_modules = cache / "node_modules"
+    work = tmp_path_factory.mktemp("ipfs-node")
+    if (cached_modules / "ipfs-daemon").is_dir():
+        (work / "node_modules").symlink_to(cached_modules, target_is_directory=True)
     started = subprocess.run(
-        ["bash", str(SHARED_NODE), str(workdir)], capture_output=True, text=True, timeout=1200
+        ["bash", str(SHARED_NODE), str(work)], capture_output=True, text=True, timeout=1200
     )
     if started.returncode != 0:
         pytest.fail(f"start.sh failed ({started.returncode}): {started.stderr[-2000:]}")
     env = dict(
         line.split("=", 1)
-        for line in (workdir / "endpoints.env").read_text().splitlines()
+        for line in (work / "endpoints.env").read_text().splitlines()
         if "=" in line
     )
     node = IpfsNode(env["IPFS_RPC"], env["IPFS_GATEWAY"], int(env["IPFS_PID"]))
@@ -128,3 +133,9 @@ def ipfs_node() -> Iterator[IpfsNode]:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(node.pid, signal.SIGTERM)
+        installed = work / "node_modules"
+        if not installed.is_symlink() and (installed / "ipfs-daemon").is_dir():
+            with contextlib.suppress(OSError):
+                cache.mkdir(parents=True, exist_ok=True)
+                if not cached_modules.exists():
+                    shutil.move(str(installed), str(cached_modules))

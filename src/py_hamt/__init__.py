@@ -16,6 +16,7 @@ from py_hamt.cas.kubo import KuboCAS
 from py_hamt.cas.memory import InMemoryCAS
 from py_hamt.errors import (
     BlockNotFoundError,
+    DecryptionError,
     HashExhaustedError,
     HTTPStatusError,
     IntegrityError,
@@ -29,7 +30,9 @@ from py_hamt.errors import (
     RequestTimeoutError,
     TransportError,
 )
+from py_hamt.stores.encrypted_store import SimpleEncryptedZarrHAMTStore
 from py_hamt.stores.hamt_store import ZarrHAMTStore
+from py_hamt.stores.sharded import ShardedZarrStore
 from py_hamt.trie.hamt import HAMT
 from py_hamt.trie.hashing import blake3_hashfn
 
@@ -42,6 +45,7 @@ __all__ = [
     "HAMT",
     "BlockNotFoundError",
     "ContentAddressedStore",
+    "DecryptionError",
     "HashExhaustedError",
     "InMemoryCAS",
     "IntegrityError",
@@ -55,6 +59,8 @@ __all__ = [
     "PyHamtError",
     "ReadOnlyError",
     "RequestTimeoutError",
+    "ShardedZarrStore",
+    "SimpleEncryptedZarrHAMTStore",
     "TransportError",
     "ZarrHAMTStore",
     "__version__",

@@ -16,7 +16,8 @@ and each also inherits the builtin a caller would naturally catch, so that
     │   ├── RequestTimeoutError   (TimeoutError)    no answer in time
     │   └── HTTPStatusError                         an error status, after any retries
     └── IntegrityError                        bytes do not match what was promised
-        └── MalformedNodeError  (ValueError)  a block is not a valid HAMT node
+        ├── MalformedNodeError  (ValueError)  a block is not the structure expected
+        └── DecryptionError                   wrong key or header, or tampered bytes
 
 Messages always name the key, id or argument at fault.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "BlockNotFoundError",
+    "DecryptionError",
     "HashExhaustedError",
     "IntegrityError",
     "InvalidArgumentError",
@@ -126,7 +128,13 @@ class IntegrityError(PyHamtError):
 
 
 class MalformedNodeError(IntegrityError, ValueError):
-    """A block that should be a HAMT node does not decode as one."""
+    """A block that should be a HAMT node, sharded root or shard does not
+    decode as one."""
+
+
+class DecryptionError(IntegrityError):
+    """An encrypted value did not authenticate: a wrong key or header, or
+    stored bytes that were changed. No plaintext is ever returned then."""
 
 
 def format_id(block_id: object) -> str:

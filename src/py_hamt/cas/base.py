@@ -5,6 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Literal, TypeAlias
 
+from multiformats import CID
+
+from py_hamt.codec.cids import DAG_CBOR, RAW, make_cid
+from py_hamt.codec.multihash import split_multihash
 from py_hamt.errors import InvalidArgumentError
 
 __all__ = ["Codec", "ContentAddressedStore", "IPLDKind", "check_range", "slice_range"]
@@ -69,6 +73,27 @@ class ContentAddressedStore(ABC):
         alone reads to the end; ``suffix`` reads the last ``suffix`` bytes, and
         ``suffix=0`` is empty.
         """
+
+    def id_to_cid(self, id: IPLDKind, codec: Codec) -> CID:  # noqa: A002
+        """The CID that names block ``id`` saved with ``codec``.
+
+        Structures that must hold CIDs (sharded roots and shards) use this.
+        A CID is returned as is; ``bytes`` are taken as a multihash and
+        wrapped in a CIDv1 with ``codec``. Anything else is a ``TypeError``.
+        """
+        if isinstance(id, CID):
+            return id
+        if isinstance(id, bytes):
+            try:
+                split_multihash(id)
+            except ValueError as exc:
+                raise TypeError(f"id {id.hex()} is not a multihash: {exc}") from exc
+            return make_cid(DAG_CBOR if codec == "dag-cbor" else RAW, id)
+        raise TypeError(f"cannot name id of type {type(id).__name__} with a CID")
+
+    def cid_to_id(self, cid: CID) -> IPLDKind:
+        """The id to :meth:`load` the block a CID names (the CID itself by default)."""
+        return cid
 
     async def pin_cid(self, id: IPLDKind, target_rpc: str | None = None) -> None:  # noqa: A002
         """Pin a block and its DAG; a no-op for stores without pinning."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from multiformats import CID
+
 from py_hamt.cas.base import Codec, ContentAddressedStore, IPLDKind, check_range, slice_range
 from py_hamt.codec.multihash import blake3_multihash
 from py_hamt.errors import BlockNotFoundError
@@ -48,6 +50,10 @@ class InMemoryCAS(ContentAddressedStore):
             return data
         check_range(offset, length, suffix)
         return slice_range(data, offset, length, suffix)
+
+    def cid_to_id(self, cid: CID) -> bytes:
+        """Blocks here are keyed by multihash: the CID's multihash bytes."""
+        return bytes(cid.digest)
 
     def __eq__(self, other: object) -> bool:
         # Two stores holding the same blocks answer every load the same way,

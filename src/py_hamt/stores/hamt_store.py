@@ -12,6 +12,7 @@ from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.core.sync import sync
 
+from py_hamt.cas.base import slice_range
 from py_hamt.errors import InvalidArgumentError, KeyNotFoundError, ReadOnlyError, format_id
 from py_hamt.stores.byte_ranges import to_hamt_range
 from py_hamt.trie.hamt import HAMT
@@ -45,6 +46,10 @@ class ZarrHAMTStore(Store):
     supports_writes: bool = True
     supports_deletes: bool = True
     supports_listing: bool = True
+
+    #: Whether a byte range can be read from the stored bytes directly. When
+    #: false, the whole value is read, decoded, and then sliced.
+    ranges_on_stored_bytes: bool = True
 
     def __init__(self, hamt: HAMT, read_only: bool = False) -> None:
         if not isinstance(hamt, HAMT):
@@ -118,6 +123,15 @@ class ZarrHAMTStore(Store):
             return None
         return self._hamt._committed_root_id()
 
+    # ----------------------------------------------------- value encoding hooks
+    def _encode(self, key: str, data: bytes) -> bytes:
+        """The bytes stored for ``data`` under ``key`` (as is, here)."""
+        return data
+
+    def _decode(self, key: str, stored: bytes) -> bytes:
+        """The value behind the stored bytes of ``key`` (as is, here)."""
+        return stored
+
     # ------------------------------------------------------------------ reads
     def _cached_metadata(self, key: str) -> bytes | None:
         root = self._committed_root()
@@ -143,7 +157,12 @@ class ZarrHAMTStore(Store):
             if cached is not None:
                 return prototype.buffer.from_bytes(cached)
         try:
-            data = await self._hamt.get(key, offset=offset, length=length, suffix=suffix)
+            if byte_range is not None and self.ranges_on_stored_bytes:
+                data = await self._hamt.get(key, offset=offset, length=length, suffix=suffix)
+            else:
+                data = self._decode(key, await self._hamt.get(key))
+                if byte_range is not None:
+                    data = slice_range(data, offset, length, suffix)
         except KeyNotFoundError:
             return None
         if is_metadata and self._committed_root() is not None:
@@ -168,7 +187,7 @@ class ZarrHAMTStore(Store):
         self._check_writable()
         if not isinstance(value, Buffer):
             raise TypeError(f"ZarrHAMTStore.set expects a zarr Buffer, got {type(value).__name__}")
-        await self._hamt.set(key, value.to_bytes())
+        await self._hamt.set(key, self._encode(key, value.to_bytes()))
 
     async def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""

@@ -1,0 +1,75 @@
+"""Shards of a sharded Zarr store: DAG-CBOR arrays of CIDs or nulls.
+
+In memory a shard is a list of *binary* CIDs (``bytes``, without tag 42's
+0x00 prefix) or ``None``. Decoding only slices bytes; turning an entry into a
+``CID`` object is left to the one read that needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from py_hamt.codec.node import _head
+
+__all__ = ["decode_shard", "encode_shard"]
+
+
+def encode_shard(entries: Sequence[bytes | None]) -> bytes:
+    """Canonical DAG-CBOR for a list of binary CIDs and nulls."""
+    parts = [_head(4, len(entries))]
+    for raw in entries:
+        if raw is None:
+            parts.append(b"\xf6")
+        else:
+            parts.append(b"\xd8\x2a")
+            parts.append(_head(2, len(raw) + 1))
+            parts.append(b"\x00")
+            parts.append(raw)
+    return b"".join(parts)
+
+
+def decode_shard(data: bytes, expected: int | None = None) -> list[bytes | None]:
+    """Entries of a shard; ``ValueError`` for anything else (wrong length included)."""
+    data = bytes(data)
+    if not data:
+        raise ValueError("empty block")
+    head = data[0]
+    if head >> 5 != 4:
+        raise ValueError("a shard is a CBOR array")
+    info, pos = head & 31, 1
+    if info < 24:
+        n = info
+    elif info in (24, 25, 26):
+        size = 1 << (info - 24)
+        n, pos = int.from_bytes(data[1 : 1 + size], "big"), 1 + size
+    else:
+        raise ValueError("unsupported array length encoding")
+    if expected is not None and n != expected:
+        raise ValueError(f"shard holds {n} entries, expected {expected}")
+    if n > len(data):
+        raise ValueError(f"shard of {n} entries cannot fit in {len(data)} bytes")
+    out: list[bytes | None] = []
+    append = out.append
+    for _ in range(n):
+        b = data[pos] if pos < len(data) else -1
+        if b == 0xF6:
+            append(None)
+            pos += 1
+            continue
+        if b != 0xD8 or data[pos + 1] != 42:
+            raise ValueError(f"shard entry at byte {pos} is neither null nor a CID")
+        lb = data[pos + 2]
+        if lb == 0x58:
+            length, start = data[pos + 3], pos + 4
+        elif 0x40 <= lb < 0x58:
+            length, start = lb - 0x40, pos + 3
+        else:
+            raise ValueError(f"shard entry at byte {pos} has an oversized CID")
+        end = start + length
+        if end > len(data) or length < 2 or data[start] != 0:
+            raise ValueError(f"malformed CID in shard at byte {pos}")
+        append(data[start + 1 : end])
+        pos = end
+    if pos != len(data):
+        raise ValueError(f"{len(data) - pos} trailing bytes after the shard")
+    return out
