@@ -31,6 +31,12 @@ class CIDCAS(ContentAddressedStore):
     def __init__(self) -> None:
         self.blocks: dict[CID, bytes] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"blocks": {bytes(c): b for c, b in self.blocks.items()}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.blocks = {CID.decode(c): b for c, b in state["blocks"].items()}
+
     async def save(self, data: bytes, codec: Any) -> CID:
         cid = CID("base32", 1, codec, _B3.digest(data, size=32))
         self.blocks[cid] = bytes(data)

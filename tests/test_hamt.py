@@ -372,3 +372,15 @@ async def test_commit_writes_independent_nodes_concurrently_children_first() -> 
             if isinstance(e, Link) and e.id in position:
                 assert position[e.id] < position[bid]
     assert cas.order[-1] == hamt.root_node_id
+
+
+async def test_pickling_needs_a_committed_hamt_and_survives_cids(cid_cas: Any) -> None:
+    hamt = await HAMT.build(cas=cid_cas, values_are_bytes=True)
+    await hamt.set("a", b"1")
+    with pytest.raises(NotCommittedError, match="cannot pickle a HAMT with buffered changes"):
+        pickle.dumps(hamt)
+    await hamt.make_read_only()
+    await hamt.get("a")  # hash objects now hold local functions: CIDs alone would not pickle
+    clone = pickle.loads(pickle.dumps(hamt))
+    assert clone.root_node_id == hamt.root_node_id
+    assert await clone.get("a") == b"1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -542,3 +543,23 @@ async def test_aclose_also_closes_the_client_made_on_zarrs_loop() -> None:
     assert len(made) == 1
     await cas.aclose()
     assert made[0].is_closed
+
+
+async def test_kubocas_pickles_as_its_configuration() -> None:
+    import pickle
+
+    data = b"travels"
+    cas = kubo(Recorder(httpx.Response(200, content=data)), verify_ranges=True, concurrency=5)
+    cid = raw_cid(data)
+    assert await cas.load(cid, offset=0, length=3) == b"tra"
+    clone = pickle.loads(pickle.dumps(cas))
+    assert clone.gateway_base_url == GW
+    assert clone.verify_ranges
+    assert clone._verified == OrderedDict()
+    assert await clone.load(cid) == data  # makes its own client on first use
+    await clone.aclose()
+    await cas.aclose()
+    passed = httpx.AsyncClient()
+    with pytest.raises(TypeError, match="cannot pickle a KuboCAS built with client"):
+        pickle.dumps(KuboCAS(client=passed))
+    await passed.aclose()

@@ -135,6 +135,21 @@ class ClientPool:
     def timeout(self) -> httpx.Timeout:
         return self._timeout
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the configuration only: clients and semaphores are per
+        process and loop, and are made again on first use.
+
+        Raises:
+            TypeError: a caller's client cannot travel to another process.
+        """
+        if self._external is not None:
+            raise TypeError(
+                "cannot pickle a KuboCAS built with client=...; let it make its own clients"
+            )
+        state = self.__dict__.copy()
+        state.update(_clients={}, _limits={})
+        return state
+
     def _forget_closed_loops(self) -> None:
         for loop in [lp for lp in self._limits if lp.is_closed()]:
             self._limits.pop(loop, None)

@@ -192,6 +192,12 @@ class KuboCAS(ContentAddressedStore):
     def __repr__(self) -> str:
         return f"KuboCAS(rpc={self.rpc_base_url!r}, gateway={self.gateway_base_url!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the configuration (for dask workers); caches stay behind."""
+        state = self.__dict__.copy()
+        state.update(_verified=OrderedDict(), _verified_bytes=0)
+        return state
+
     # ----------------------------------------------------------------- write
     async def save(self, data: bytes, codec: Codec) -> CID:
         """Add ``data`` with ``/api/v0/add`` and return its CIDv1.

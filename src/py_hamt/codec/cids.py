@@ -13,7 +13,16 @@ from typing import Final
 
 from multiformats import CID, multibase, multicodec, multihash
 
-__all__ = ["DAG_CBOR", "RAW", "cid_from_bytes", "cid_to_bytes", "make_cid"]
+__all__ = [
+    "DAG_CBOR",
+    "RAW",
+    "PickledCID",
+    "cid_from_bytes",
+    "cid_to_bytes",
+    "freeze_id",
+    "make_cid",
+    "thaw_id",
+]
 
 RAW: Final = 0x55
 DAG_CBOR: Final = 0x71
@@ -64,3 +73,21 @@ def make_cid(codec_code: int, mh: bytes) -> CID:
     if len(mh) > 2 and mh[0] < 0x80 and mh[1] == len(mh) - 2 and codec_code < 0x80:
         return _cid_new(codec_code, mh)
     return CID("base32", 1, codec_code, mh)
+
+
+class PickledCID(bytes):
+    """A CID's binary form, standing in for it inside pickled state.
+
+    multiformats' ``CID`` objects do not pickle reliably (their hash-function
+    objects can hold local functions), so py_hamt pickles ids as bytes.
+    """
+
+
+def freeze_id(block_id: object) -> object:
+    """A picklable stand-in for an id (CIDs become :class:`PickledCID`)."""
+    return PickledCID(bytes(block_id)) if isinstance(block_id, CID) else block_id
+
+
+def thaw_id(frozen: object) -> object:
+    """Inverse of :func:`freeze_id`."""
+    return cid_from_bytes(bytes(frozen)) if isinstance(frozen, PickledCID) else frozen

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from zarr.abc.store import ByteRequest, Store
-from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
-from zarr.core.sync import sync
+from zarr.core.buffer import Buffer, BufferPrototype
 
 from py_hamt.cas.base import slice_range
 from py_hamt.errors import InvalidArgumentError, KeyNotFoundError, ReadOnlyError, format_id
 from py_hamt.stores.byte_ranges import to_hamt_range
+from py_hamt.stores.sync_access import SyncAccessMixin
 from py_hamt.trie.hamt import HAMT
 
 __all__ = ["ZarrHAMTStore"]
@@ -22,7 +22,7 @@ __all__ = ["ZarrHAMTStore"]
 _METADATA_SUFFIX = "zarr.json"
 
 
-class ZarrHAMTStore(Store):
+class ZarrHAMTStore(SyncAccessMixin, Store):
     """Zarr keys stored verbatim in a :class:`~py_hamt.HAMT`, values as raw bytes.
 
     Args:
@@ -194,27 +194,6 @@ class ZarrHAMTStore(Store):
         self._check_writable()
         with contextlib.suppress(KeyNotFoundError):
             await self._hamt.delete(key)
-
-    # ------------------------------------------------------------ sync access
-    # zarr's optional synchronous protocol. These run the async methods on
-    # zarr's own I/O loop, so they must not be called from inside it.
-    def get_sync(
-        self,
-        key: str,
-        *,
-        prototype: BufferPrototype | None = None,
-        byte_range: ByteRequest | None = None,
-    ) -> Buffer | None:
-        """Blocking :meth:`get`."""
-        return sync(self.get(key, prototype or default_buffer_prototype(), byte_range))
-
-    def set_sync(self, key: str, value: Buffer) -> None:
-        """Blocking :meth:`set`."""
-        sync(self.set(key, value))
-
-    def delete_sync(self, key: str) -> None:
-        """Blocking :meth:`delete`."""
-        sync(self.delete(key))
 
     # ---------------------------------------------------------------- listing
     async def list(self) -> AsyncIterator[str]:

@@ -24,6 +24,7 @@ from typing import Any
 import dag_cbor
 
 from py_hamt.cas.base import Codec, ContentAddressedStore, IPLDKind, check_range
+from py_hamt.codec.cids import freeze_id, thaw_id
 from py_hamt.codec.node import Link
 from py_hamt.errors import (
     HashExhaustedError,
@@ -631,13 +632,24 @@ class HAMT:
         return self._root.saved_id
 
     def __getstate__(self) -> dict[str, Any]:
+        """Pickle the committed HAMT: settings and root id, no cached nodes.
+
+        Raises:
+            NotCommittedError: changes are buffered; a pickled copy of a write
+                buffer would fork it silently. Commit first.
+        """
+        root = self._committed_root_id()
+        if root is None:
+            raise NotCommittedError(
+                "cannot pickle a HAMT with buffered changes; call make_read_only() "
+                "or cache_vacate() first"
+            )
         state = self.__dict__.copy()
-        state["_inflight"] = {}
-        state["_cache"] = {}
-        state["_cache_bytes"] = 0
+        state.update(_root=None, _root_id=freeze_id(root), _inflight={}, _cache={}, _cache_bytes=0)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state["_root_id"] = thaw_id(state["_root_id"])
         self.__dict__.update(state)
 
     def __repr__(self) -> str:

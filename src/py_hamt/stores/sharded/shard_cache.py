@@ -62,13 +62,16 @@ class ShardCache:
         return shard
 
     def put(self, key: tuple[str, int], shard: Shard) -> Shard:
-        """Insert ``shard`` unless one is already cached; return the cached one."""
+        """Insert ``shard`` unless one is already cached; return the cached one.
+
+        Never evicts: the caller is about to use the shard. Call
+        :meth:`evict` once done with it.
+        """
         existing = self._shards.get(key)
         if existing is not None:
             return existing
         self._shards[key] = shard
         self.nbytes += shard.nbytes
-        self.evict()
         return shard
 
     def replace(self, key: tuple[str, int], shard: Shard) -> None:

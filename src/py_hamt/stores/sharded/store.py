@@ -13,9 +13,14 @@ from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from py_hamt.cas.base import ContentAddressedStore
-from py_hamt.codec.cids import cid_from_bytes
+from py_hamt.codec.cids import cid_from_bytes, freeze_id, thaw_id
 from py_hamt.codec.shard import decode_shard, encode_shard
-from py_hamt.errors import InvalidArgumentError, MalformedNodeError, ReadOnlyError
+from py_hamt.errors import (
+    InvalidArgumentError,
+    MalformedNodeError,
+    NotCommittedError,
+    ReadOnlyError,
+)
 from py_hamt.stores.byte_ranges import to_hamt_range
 from py_hamt.stores.sharded.grid import ChunkGrid, grid_from_zarr_json
 from py_hamt.stores.sharded.manifest import (
@@ -27,6 +32,7 @@ from py_hamt.stores.sharded.manifest import (
     v1_chunk_coords,
 )
 from py_hamt.stores.sharded.shard_cache import Shard, ShardCache
+from py_hamt.stores.sync_access import SyncAccessMixin
 
 __all__ = ["DEFAULT_MAX_CACHE_MEMORY_BYTES", "ShardedZarrStore"]
 
@@ -57,11 +63,22 @@ def _as_cid(value: object, what: str) -> CID:
     raise InvalidArgumentError(f"{what} must be a CID or its text, got {type(value).__name__}")
 
 
+def _unpickle(
+    cas: ContentAddressedStore, read_only: bool, root: object, max_bytes: int
+) -> ShardedZarrStore:
+    return ShardedZarrStore(
+        cas,
+        read_only,
+        _as_cid(thaw_id(root), "root_cid"),
+        max_cache_memory_bytes=max_bytes,
+    )
+
+
 def _array_path(metadata_key: str) -> str:
     return metadata_key[: -len(_METADATA_SUFFIX)].rstrip("/")
 
 
-class ShardedZarrStore(Store):
+class ShardedZarrStore(SyncAccessMixin, Store):
     """Zarr v3 keys over a CAS, with chunk CIDs packed into shards.
 
     Create with ``await ShardedZarrStore.open(...)``; commit with
@@ -219,8 +236,21 @@ class ShardedZarrStore(Store):
             return ("ShardedZarrStore", "uncommitted", str(id(state)))
         return ("ShardedZarrStore", str(state.root_cid), str(self.read_only))
 
-    def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle the committed root: (cas, read_only, root CID, cache bound).
+
+        Raises:
+            NotCommittedError: there are changes not yet flushed.
+        """
+        state = self._state
+        if state.dirty_root or state.root_cid is None or state.cache.dirty():
+            raise NotCommittedError(
+                "cannot pickle a ShardedZarrStore with unflushed changes; call flush() first"
+            )
+        return (
+            _unpickle,
+            (state.cas, self.read_only, freeze_id(state.root_cid), state.cache.max_bytes),
+        )
 
     # ------------------------------------------------------------ the root
     async def _manifest(self) -> Manifest:
@@ -280,27 +310,32 @@ class ShardedZarrStore(Store):
     async def _shard(self, path: str, index: ArrayIndex, shard_no: int) -> Shard:
         cache = self._state.cache
         key = (path, shard_no)
-        shard = cache.get(key)
-        if shard is not None:
-            return shard
         per_shard = index.grid.chunks_per_shard
-        cid = index.shard_cids[shard_no] if shard_no < len(index.shard_cids) else None
-        if cid is None:
-            fresh = Shard([None] * per_shard)
-        else:
+        while True:
+            shard = cache.get(key)
+            if shard is not None:
+                return shard
+            cid = index.shard_cids[shard_no] if shard_no < len(index.shard_cids) else None
+            if cid is None:
+                return cache.put(key, Shard([None] * per_shard))
             data = await self._state.cas.load(self._state.cas.cid_to_id(cid))
+            current = index.shard_cids[shard_no] if shard_no < len(index.shard_cids) else None
+            if current != cid:
+                continue  # written anew while we loaded: what we hold is stale
             try:
                 fresh = Shard(decode_shard(data, per_shard))
             except ValueError as exc:
                 raise MalformedNodeError(
                     f"block {cid} is not a shard of {per_shard} entries: {exc}", cid
                 ) from exc
-        # Another task may have loaded (and changed) it while we waited.
-        return cache.put(key, fresh)
+            # Another task may have loaded (and changed) it while we waited.
+            return cache.put(key, fresh)
 
     async def _read_slot(self, path: str, index: ArrayIndex, linear: int) -> bytes | None:
         shard_no, slot = divmod(linear, index.grid.chunks_per_shard)
-        return (await self._shard(path, index, shard_no)).entries[slot]
+        raw = (await self._shard(path, index, shard_no)).entries[slot]
+        self._state.cache.evict()
+        return raw
 
     async def _write_slot(
         self, path: str, index: ArrayIndex, linear: int, raw: bytes | None
@@ -650,7 +685,9 @@ class ShardedZarrStore(Store):
         self._state.dirty_root = True
 
     async def resize_variable(self, name: str, new_shape: Sequence[int]) -> None:
-        """Rewrite ``<name>/zarr.json`` with ``shape = new_shape``.
+        """Rewrite ``<name>/zarr.json`` with ``shape = new_shape``, and the
+        variable's entry in every enclosing group's consolidated metadata, so
+        readers that open through consolidated metadata see the new shape.
 
         Raises:
             KeyError: the variable has no ``zarr.json`` here.
@@ -658,15 +695,39 @@ class ShardedZarrStore(Store):
         self._check_writable()
         manifest = await self._manifest()
         key = f"{name}/{_METADATA_SUFFIX}" if name else _METADATA_SUFFIX
-        cid = manifest.metadata.get(key)
-        if cid is None:
+        if key not in manifest.metadata:
             raise KeyError(f"no metadata {key!r} to resize")
+        shape = [int(s) for s in new_shape]
+
+        def own(document: dict[str, Any]) -> bool:
+            document["shape"] = shape
+            return True
+
+        await self._rewrite_document(key, own)
+        parts = name.split("/")
+        for depth in range(len(parts)):
+            group = "/".join(parts[:depth])
+            member = "/".join(parts[depth:])
+
+            def consolidated(document: dict[str, Any], member: str = member) -> bool:
+                entries = (document.get("consolidated_metadata") or {}).get("metadata") or {}
+                if not isinstance(entries.get(member), dict):
+                    return False
+                entries[member]["shape"] = shape
+                return True
+
+            group_key = f"{group}/{_METADATA_SUFFIX}" if group else _METADATA_SUFFIX
+            if group_key in manifest.metadata:
+                await self._rewrite_document(group_key, consolidated)
+
+    async def _rewrite_document(self, key: str, edit: Any) -> None:
+        manifest = await self._manifest()
         cas = self._state.cas
-        document = json.loads(await cas.load(cas.cid_to_id(cid)))
-        document["shape"] = [int(s) for s in new_shape]
+        document = json.loads(await cas.load(cas.cid_to_id(manifest.metadata[key])))
+        if not edit(document):
+            return
         data = json.dumps(document, indent=2).encode()
-        new_cid = cas.id_to_cid(await cas.save(data, "raw"), "raw")
-        await self._put(key, new_cid, data)
+        await self._put(key, cas.id_to_cid(await cas.save(data, "raw"), "raw"), data)
 
     # ---------------------------------------------------------------- listing
     async def _chunk_keys(self, path: str, index: ArrayIndex) -> AsyncIterator[str]:
