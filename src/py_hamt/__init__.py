@@ -30,11 +30,24 @@ from py_hamt.errors import (
     RequestTimeoutError,
     TransportError,
 )
+from py_hamt.jobs.convert import convert_hamt_to_sharded
+from py_hamt.jobs.progress import Progress
 from py_hamt.stores.encrypted_store import SimpleEncryptedZarrHAMTStore
 from py_hamt.stores.hamt_store import ZarrHAMTStore
 from py_hamt.stores.sharded import ShardedZarrStore
 from py_hamt.trie.hamt import HAMT
 from py_hamt.trie.hashing import blake3_hashfn
+
+
+def __getattr__(name: str) -> object:
+    # The console command lives in the CLI layer; import it only when asked,
+    # so importing the library never imports the CLI.
+    if name == "sharded_converter_cli":
+        from py_hamt.cli.sharded_converter import sharded_converter_cli
+
+        return sharded_converter_cli
+    raise AttributeError(f"module 'py_hamt' has no attribute {name!r}")
+
 
 try:
     __version__ = version("py-hamt")
@@ -63,6 +76,9 @@ __all__ = [
     "SimpleEncryptedZarrHAMTStore",
     "TransportError",
     "ZarrHAMTStore",
+    "Progress",
     "__version__",
     "blake3_hashfn",
+    "convert_hamt_to_sharded",
+    "sharded_converter_cli",
 ]

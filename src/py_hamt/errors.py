@@ -137,6 +137,11 @@ class DecryptionError(IntegrityError):
     stored bytes that were changed. No plaintext is ever returned then."""
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (some libraries' span several)."""
+    return " ".join(str(exc).split())
+
+
 def format_id(block_id: object) -> str:
     """Render an id for an error message: CIDs as text, bytes as hex."""
     if isinstance(block_id, (bytes, bytearray, memoryview)):

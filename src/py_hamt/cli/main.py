@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from py_hamt import PyHamtError, __version__
 from py_hamt.cli import demo
+from py_hamt.errors import one_line
 
 __all__ = ["main"]
 
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except (PyHamtError, OSError, ValueError) as exc:
-        print(f"py-hamt {args.command}: error: {exc}", file=sys.stderr)
+        print(f"py-hamt {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"py-hamt {args.command}: interrupted", file=sys.stderr)

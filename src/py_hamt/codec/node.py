@@ -18,7 +18,7 @@ import dag_cbor
 from multiformats import CID
 
 from py_hamt.codec.cids import cid_from_bytes
-from py_hamt.errors import MalformedNodeError, format_id
+from py_hamt.errors import MalformedNodeError, format_id, one_line
 
 __all__ = ["NODE_WIDTH", "Bucket", "Entry", "Link", "decode_node", "encode_node"]
 
@@ -251,5 +251,5 @@ def decode_node(data: bytes, block_id: Id = None) -> list[Entry]:
             return _decode_generic(bytes(data))
     except (ValueError, IndexError, TypeError, dag_cbor.decoding.CBORDecodingError) as exc:
         raise MalformedNodeError(
-            f"block {format_id(block_id)} is not a valid HAMT node: {exc}", block_id
+            f"block {format_id(block_id)} is not a valid HAMT node: {one_line(exc)}", block_id
         ) from exc

@@ -34,7 +34,7 @@ import dag_cbor
 from multiformats import CID
 
 from py_hamt.codec import dagcbor
-from py_hamt.errors import MalformedNodeError, format_id
+from py_hamt.errors import MalformedNodeError, format_id, one_line
 from py_hamt.stores.sharded.grid import ChunkGrid
 
 __all__ = [
@@ -116,7 +116,7 @@ class Manifest:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MalformedNodeError(
-                f"block {format_id(root_id)} is not a sharded Zarr root: {exc}", root_id
+                f"block {format_id(root_id)} is not a sharded Zarr root: {one_line(exc)}", root_id
             ) from exc
 
     @staticmethod

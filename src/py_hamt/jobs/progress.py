@@ -1,0 +1,28 @@
+"""Progress reporting for long jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+__all__ = ["Progress", "ProgressCallback", "report"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job is: ``done`` of ``total`` units (``total`` may be unknown)."""
+
+    done: int
+    total: int | None
+    unit: str = "keys"
+    bytes_moved: int = 0
+
+
+ProgressCallback: TypeAlias = Callable[[Progress], None]
+
+
+def report(callback: ProgressCallback | None, progress: Progress) -> None:
+    """Call ``callback`` if there is one."""
+    if callback is not None:
+        callback(progress)
