@@ -8,6 +8,7 @@ In memory a shard is a list of *binary* CIDs (``bytes``, without tag 42's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from py_hamt.codec.node import _head
 
@@ -26,6 +27,35 @@ def encode_shard(entries: Sequence[bytes | None]) -> bytes:
             parts.append(b"\x00")
             parts.append(raw)
     return b"".join(parts)
+
+
+# tag(42), bytes(37), 0x00: the prefix of every 36-byte CIDv1 (one-byte codec
+# and a 32-byte blake3 or sha2-256 multihash), which is nearly every CID here.
+_CID36: Final = b"\xd8\x2a\x58\x25\x00"
+_CID36_LEN: Final = 36
+
+
+def _decode_cid36(data: bytes, pos: int, n: int) -> list[bytes | None] | None:
+    """Split on the CID prefix in C, then check every piece's shape.
+
+    Exact: a CID that happened to contain the prefix would leave a piece
+    shorter than a CID, and any piece that is not "CID then nulls" makes
+    this return ``None`` for the general decoder to handle.
+    """
+    pieces = data[pos:].split(_CID36)
+    lead = pieces[0]
+    if lead.count(b"\xf6") != len(lead):
+        return None
+    out: list[bytes | None] = [None] * len(lead)
+    append, extend = out.append, out.extend
+    for piece in pieces[1:]:
+        rest = len(piece) - _CID36_LEN
+        if rest < 0 or (rest and piece.count(b"\xf6", _CID36_LEN) != rest):
+            return None
+        append(piece[:_CID36_LEN])
+        if rest:
+            extend([None] * rest)
+    return out if len(out) == n else None
 
 
 def decode_shard(data: bytes, expected: int | None = None) -> list[bytes | None]:
@@ -48,6 +78,9 @@ def decode_shard(data: bytes, expected: int | None = None) -> list[bytes | None]
         raise ValueError(f"shard holds {n} entries, expected {expected}")
     if n > len(data):
         raise ValueError(f"shard of {n} entries cannot fit in {len(data)} bytes")
+    fast = _decode_cid36(data, pos, n)
+    if fast is not None:
+        return fast
     out: list[bytes | None] = []
     append = out.append
     for _ in range(n):
