@@ -153,65 +153,71 @@ def _read_id(data: bytes, pos: int) -> tuple[Id, int]:
 
 
 _EMPTY_RUN: Final = re.compile(rb"\xa0*")
+_NONES: Final = (None,) * NODE_WIDTH
 
 
 def _decode_fast(data: bytes) -> list[Entry]:
     if not data.startswith(_NODE_HEAD):
         raise _Fallback
     pos = 3
+    i = 0
     entries: list[Entry] = []
     append = entries.append
     empty_run = _EMPTY_RUN.match
-    while len(entries) < NODE_WIDTH:
+    size = len(data)
+    while i < NODE_WIDTH:
         b = data[pos]
         if b == 0xA0:
             # Sparse nodes are mostly empty slots: take the whole run at once.
-            end = empty_run(data, pos).end()  # type: ignore[union-attr]
-            n = min(end - pos, NODE_WIDTH - len(entries))
-            entries.extend([None] * n)
+            n = empty_run(data, pos).end() - pos  # type: ignore[union-attr]
+            if n > NODE_WIDTH - i:
+                n = NODE_WIDTH - i
+            entries += _NONES[:n]
             pos += n
+            i += n
             continue
         pos += 1
+        i += 1
         if b == 0x81:
             block_id, pos = _read_id(data, pos)
             append(Link(block_id))
+            continue
+        if 0xA1 <= b <= 0xB7:
+            n = b - 0xA0
         elif b >> 5 == 5:
             n, pos = _read_len(data, pos, b & 31)
-            bucket: Bucket = {}
-            prev: bytes | None = None
-            for _ in range(n):
-                kb = data[pos]
-                if 0x60 <= kb < 0x78:  # text string, length in the head byte
-                    klen = kb - 0x60
-                    pos += 1
-                elif kb >> 5 == 3:
-                    klen, pos = _read_len(data, pos + 1, kb & 31)
-                else:
-                    raise ValueError(f"bucket key at byte {pos} is not a text string")
-                key_bytes = data[pos : pos + klen]
-                if len(key_bytes) != klen:
-                    raise ValueError("bucket key runs past the end of the block")
-                pos += klen
-                if prev is not None and (
-                    klen < len(prev) or (klen == len(prev) and key_bytes <= prev)
-                ):
-                    raise ValueError(
-                        f"bucket keys out of canonical order or repeated at byte {pos}"
-                    )
-                prev = key_bytes
-                if data[pos] == 0x58:  # the usual id: a byte string of < 256 bytes
-                    end = pos + 2 + data[pos + 1]
-                    if end > len(data):
-                        raise ValueError("byte string runs past the end of the block")
-                    bucket[key_bytes.decode("utf-8")] = data[pos + 2 : end]
-                    pos = end
-                else:
-                    bucket[key_bytes.decode("utf-8")], pos = _read_id(data, pos)
-            append(bucket)
         else:
-            raise ValueError(f"entry {len(entries)} is neither a map nor a one-element array")
-    if pos != len(data):
-        raise ValueError(f"{len(data) - pos} trailing bytes after the node")
+            raise ValueError(f"entry {i - 1} is neither a map nor a one-element array")
+        bucket: Bucket = {}
+        prev: bytes = b""
+        for _ in range(n):
+            kb = data[pos]
+            if 0x60 <= kb < 0x78:  # text string, length in the head byte
+                klen = kb - 0x60
+                pos += 1
+            elif kb >> 5 == 3:
+                klen, pos = _read_len(data, pos + 1, kb & 31)
+            else:
+                raise ValueError(f"bucket key at byte {pos} is not a text string")
+            end = pos + klen
+            if end > size:
+                raise ValueError("bucket key runs past the end of the block")
+            key_bytes = data[pos:end]
+            pos = end
+            if bucket and (klen < len(prev) or (klen == len(prev) and key_bytes <= prev)):
+                raise ValueError(f"bucket keys out of canonical order or repeated at byte {pos}")
+            prev = key_bytes
+            if data[pos] == 0x58:  # the usual id: a byte string of < 256 bytes
+                end = pos + 2 + data[pos + 1]
+                if end > size:
+                    raise ValueError("byte string runs past the end of the block")
+                bucket[key_bytes.decode("utf-8")] = data[pos + 2 : end]
+                pos = end
+            else:
+                bucket[key_bytes.decode("utf-8")], pos = _read_id(data, pos)
+        append(bucket)
+    if pos != size:
+        raise ValueError(f"{size - pos} trailing bytes after the node")
     return entries
 
 
