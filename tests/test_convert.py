@@ -40,9 +40,9 @@ class SaveLog(InMemoryCAS):
         super().__init__()
         self.saves: list[str] = []
 
-    async def save(self, data: bytes, codec: Any) -> bytes:
+    async def put(self, data: bytes, codec: Any, **kwargs: Any) -> Any:
         self.saves.append(codec)
-        return await super().save(data, codec)
+        return await super().put(data, codec, **kwargs)
 
 
 async def hamt_dataset(cas: Any, ds: xr.Dataset) -> Any:

@@ -345,16 +345,16 @@ async def test_commit_writes_independent_nodes_concurrently_children_first() -> 
             self.in_flight = self.peak = 0
             self.order: list[bytes] = []
 
-        async def save(self, data: bytes, codec: Any) -> bytes:
+        async def put(self, data: bytes, codec: Any, **kwargs: Any) -> Any:
             if codec != "dag-cbor":
-                return await super().save(data, codec)
+                return await super().put(data, codec, **kwargs)
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             await asyncio.sleep(0.001)
             self.in_flight -= 1
-            block_id = await super().save(data, codec)
-            self.order.append(block_id)
-            return block_id
+            written = await super().put(data, codec, **kwargs)
+            self.order.append(written.id)
+            return written
 
     cas = SlowCAS()
     hamt = await HAMT.build(cas=cas, values_are_bytes=True)

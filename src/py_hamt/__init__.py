@@ -13,7 +13,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from py_hamt.cas.base import ContentAddressedStore
 from py_hamt.cas.kubo import KuboCAS
+from py_hamt.cas.local import LocalCAS
 from py_hamt.cas.memory import InMemoryCAS
+from py_hamt.cas.write_result import ContentDigest, WriteResult
 from py_hamt.errors import (
     BlockNotFoundError,
     DecryptionError,
@@ -58,6 +60,7 @@ __all__ = [
     "HAMT",
     "BlockNotFoundError",
     "ContentAddressedStore",
+    "ContentDigest",
     "DecryptionError",
     "HashExhaustedError",
     "InMemoryCAS",
@@ -65,6 +68,7 @@ __all__ = [
     "InvalidArgumentError",
     "KeyNotFoundError",
     "KuboCAS",
+    "LocalCAS",
     "MalformedNodeError",
     "HTTPStatusError",
     "NodeUnreachableError",
@@ -75,6 +79,7 @@ __all__ = [
     "ShardedZarrStore",
     "SimpleEncryptedZarrHAMTStore",
     "TransportError",
+    "WriteResult",
     "ZarrHAMTStore",
     "Progress",
     "__version__",

@@ -7,11 +7,20 @@ from typing import Literal, TypeAlias
 
 from multiformats import CID
 
+from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
 from py_hamt.codec.cids import DAG_CBOR, RAW, make_cid
-from py_hamt.codec.multihash import split_multihash
-from py_hamt.errors import InvalidArgumentError
+from py_hamt.codec.multihash import digest_for, split_multihash
+from py_hamt.errors import IntegrityError, InvalidArgumentError, format_id
 
-__all__ = ["Codec", "ContentAddressedStore", "IPLDKind", "check_range", "slice_range"]
+__all__ = [
+    "Codec",
+    "ContentAddressedStore",
+    "IPLDKind",
+    "check_echo",
+    "check_range",
+    "slice_range",
+    "verify_block",
+]
 
 Codec: TypeAlias = Literal["raw", "dag-cbor"]
 IPLDKind: TypeAlias = object
@@ -47,6 +56,54 @@ def slice_range(data: bytes, offset: int | None, length: int | None, suffix: int
     return data[start:] if length is None else data[start : start + length]
 
 
+def _multihash_of(block_id: object) -> bytes | None:
+    if isinstance(block_id, CID):
+        return bytes(block_id.digest)
+    if isinstance(block_id, bytes):
+        return block_id
+    return None
+
+
+def check_echo(block_id: object, client: ContentDigest) -> None:
+    """Compare a client digest with the multihash a backend put in the id.
+
+    Nothing to compare (another algorithm, a multi-block dag-pb root, an id
+    without a multihash) passes; a different value raises IntegrityError.
+    """
+    if isinstance(block_id, CID) and block_id.codec.name == "dag-pb":
+        return
+    mh = _multihash_of(block_id)
+    if mh is None:
+        return
+    try:
+        code, echoed = split_multihash(mh)
+    except ValueError:
+        return
+    if code == client.multihash_code and echoed != client.value[: len(echoed)]:
+        raise IntegrityError(
+            f"the store named the block {format_id(block_id)}, but the bytes sent hash "
+            f"to {client}: it did not store what was sent",
+            block_id,
+        )
+
+
+def verify_block(cid: CID, data: bytes) -> ContentDigest:
+    """Check ``data`` against ``cid``'s multihash; return that digest.
+
+    Raises:
+        IntegrityError: a mismatch, or a hash function py_hamt cannot check.
+    """
+    code, expected = split_multihash(bytes(cid.digest))
+    try:
+        actual = digest_for(code, data)
+    except ValueError as exc:
+        raise IntegrityError(f"cannot verify block {cid}: {exc}", cid) from exc
+    if actual[: len(expected)] != expected:
+        raise IntegrityError(f"{len(data)} bytes do not hash to {cid}", cid)
+    algorithm: DigestAlgorithm = "blake3" if code == 0x1E else "sha2-256"
+    return ContentDigest(algorithm, actual)
+
+
 class ContentAddressedStore(ABC):
     """Stores blocks by content and returns the id the content hashes to.
 
@@ -73,6 +130,52 @@ class ContentAddressedStore(ABC):
         alone reads to the end; ``suffix`` reads the last ``suffix`` bytes, and
         ``suffix=0`` is empty.
         """
+
+    async def put(
+        self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
+    ) -> WriteResult:
+        """:meth:`save`, returning a :class:`WriteResult` with a client digest.
+
+        This default calls :meth:`save`; a store may instead implement
+        ``put`` and have ``save`` call it (as the built-in stores do), so
+        that one method sees every write.
+
+        The digest is computed here, over the bytes handed to the backend.
+        Where the backend's id carries a multihash of the same algorithm and
+        the block is a single block, the two must agree, or
+        :class:`~py_hamt.errors.IntegrityError` is raised.
+        """
+        data = bytes(data)
+        client = ContentDigest.of(data, digest)
+        block_id = await self.save(data, codec)
+        check_echo(block_id, client)
+        return WriteResult(id=block_id, size=len(data), digest=client)
+
+    async def has(self, id: IPLDKind) -> bool:  # noqa: A002
+        """Whether the store holds the block (without fetching it elsewhere)."""
+        try:
+            await self.load(id, offset=0, length=0)
+        except KeyError:
+            return False
+        return True
+
+    async def put_block(self, cid: CID, data: bytes) -> WriteResult:
+        """Store ``data`` as the block ``cid`` names, after checking that it
+        hashes to the CID's multihash. Used by copies and CAR imports.
+
+        Raises:
+            IntegrityError: the bytes do not match ``cid``.
+        """
+        client = verify_block(cid, data)
+        codec: Codec = "dag-cbor" if cid.codec.name == "dag-cbor" else "raw"
+        block_id = await self.save(data, codec)
+        if self.id_to_cid(block_id, codec).digest != cid.digest:
+            raise IntegrityError(
+                f"{type(self).__name__} stored {cid} under {format_id(block_id)}: "
+                "it cannot hold blocks under their own CID",
+                cid,
+            )
+        return WriteResult(id=cid, size=len(data), digest=client)
 
     def id_to_cid(self, id: IPLDKind, codec: Codec) -> CID:  # noqa: A002
         """The CID that names block ``id`` saved with ``codec``.

@@ -34,8 +34,17 @@ from urllib.parse import urlsplit
 import httpx
 from multiformats import CID
 
-from py_hamt.cas.base import Codec, ContentAddressedStore, IPLDKind, check_range, slice_range
+from py_hamt.cas.base import (
+    Codec,
+    ContentAddressedStore,
+    IPLDKind,
+    check_echo,
+    check_range,
+    slice_range,
+    verify_block,
+)
 from py_hamt.cas.http import DEFAULT_TIMEOUT, ClientPool, RetryPolicy, send_with_retries
+from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
 from py_hamt.codec.cids import DAG_CBOR, RAW, cid_from_bytes, make_cid
 from py_hamt.codec.multihash import BLAKE3, SHA2_256, digest_for, split_multihash
 from py_hamt.errors import HTTPStatusError, IntegrityError, InvalidArgumentError
@@ -46,6 +55,7 @@ DEFAULT_RPC_URL: Final = "http://127.0.0.1:5001"
 DEFAULT_GATEWAY_URL: Final = "http://127.0.0.1:8080"
 DEFAULT_CHUNKER: Final = "size-1048576"
 DEFAULT_VERIFIED_CACHE_BYTES: Final = 64 * 2**20
+HAS_TIMEOUT: Final = 2.0
 
 _HASHERS: Final = {"blake3": BLAKE3, "sha2-256": SHA2_256}
 _CHUNKER = re.compile(r"^(size-[1-9][0-9]*|rabin|rabin-[1-9][0-9]*-[1-9][0-9]*-[1-9][0-9]*)$")
@@ -210,6 +220,22 @@ class KuboCAS(ContentAddressedStore):
             IntegrityError: Kubo's CID or size disagrees with the bytes sent.
             TransportError: the RPC endpoint failed (see :mod:`py_hamt.cas.http`).
         """
+        cid, _ = await self._add(data, codec)
+        return cid
+
+    async def put(
+        self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
+    ) -> WriteResult:
+        """:meth:`save`, returning a :class:`WriteResult` with what Kubo echoed
+        (``Hash``, ``Name``, ``Size``) after comparing it with the client digest."""
+        data = bytes(data)
+        client = ContentDigest.of(data, digest)
+        cid, answer = await self._add(data, codec)
+        check_echo(cid, client)
+        echoed: dict[str, Any] = {k: answer[k] for k in ("Hash", "Name", "Size") if k in answer}
+        return WriteResult(id=cid, size=len(data), digest=client, echoed=echoed)
+
+    async def _add(self, data: bytes, codec: Codec) -> tuple[CID, dict[str, Any]]:
         if codec not in ("raw", "dag-cbor"):
             raise InvalidArgumentError(f"codec must be 'raw' or 'dag-cbor', got {codec!r}")
         data = bytes(data)
@@ -234,7 +260,7 @@ class KuboCAS(ContentAddressedStore):
         answer = self._last_json(response, url)
         cid = _cid_from_text(str(answer.get("Hash", "")))
         if cid.codec.code == _DAG_PB:
-            return cid
+            return cid, answer
         code, echoed = split_multihash(bytes(cid.digest))
         if code != self._hash_code or echoed != digest:
             raise IntegrityError(
@@ -247,7 +273,86 @@ class KuboCAS(ContentAddressedStore):
             raise IntegrityError(
                 f"{url} reports {size} bytes for {cid}, but {len(data)} were sent", cid
             )
-        return make_cid(DAG_CBOR if codec == "dag-cbor" else RAW, bytes(cid.digest))
+        relabelled = make_cid(DAG_CBOR if codec == "dag-cbor" else RAW, bytes(cid.digest))
+        return relabelled, answer
+
+    # ------------------------------------------------------ blocks and CARs
+    async def has(self, id: IPLDKind) -> bool:  # noqa: A002
+        """Whether the node holds the block locally (``block/stat``, offline).
+
+        Kubo answers at once with ``offline=true``; nodes that would search
+        the network instead give up after :data:`HAS_TIMEOUT` seconds.
+        """
+        cid = self._as_cid(id)
+        url = f"{self.rpc_base_url}/api/v0/block/stat"
+        params = {"arg": str(cid), "offline": "true", "timeout": f"{HAS_TIMEOUT}s"}
+        try:
+            await send_with_retries(
+                self._pool, self.retry, "POST", url, params=params, block_id=cid
+            )
+        except HTTPStatusError as exc:
+            if exc.status_code in (404, 500):
+                return False
+            raise
+        return True
+
+    async def local_multihashes(self) -> set[bytes]:
+        """The multihashes of every block the node holds (``refs/local``)."""
+        url = f"{self.rpc_base_url}/api/v0/refs/local"
+        response = await send_with_retries(self._pool, self.retry, "POST", url)
+        held: set[bytes] = set()
+        for line in response.text.splitlines():
+            if line.strip():
+                ref = json.loads(line).get("Ref")
+                if ref:
+                    held.add(bytes(_cid_from_text(ref).digest))
+        return held
+
+    async def put_block(self, cid: CID, data: bytes) -> WriteResult:
+        """Store ``data`` as block ``cid`` with ``block/put`` (verified first)."""
+        client = verify_block(cid, data)
+        url = f"{self.rpc_base_url}/api/v0/block/put"
+        params = {
+            "format": "raw",  # the only form every node honours; codec is in the CID
+            "mhtype": cid.hashfun.name,
+            "pin": "false",
+        }
+        response = await send_with_retries(
+            self._pool,
+            self.retry,
+            "POST",
+            url,
+            params=params,
+            files={"file": ("block", data, "application/octet-stream")},
+        )
+        answer = self._last_json(response, url)
+        stored = _cid_from_text(str(answer.get("Key", "")))
+        if stored.digest != cid.digest:
+            raise IntegrityError(f"{url} stored {cid} as {stored}", cid)
+        return WriteResult(id=cid, size=len(data), digest=client, echoed=answer)
+
+    async def import_car(self, car: bytes, *, pin_roots: bool = False) -> list[CID]:
+        """Import a CAR in one ``dag/import`` request; return its root CIDs.
+
+        Kubo's importer may not verify blocks; py_hamt's CAR import checks
+        every block before it builds ``car``.
+        """
+        url = f"{self.rpc_base_url}/api/v0/dag/import"
+        response = await send_with_retries(
+            self._pool,
+            self.retry,
+            "POST",
+            url,
+            params={"pin-roots": "true" if pin_roots else "false"},
+            files={"file": ("data.car", car, "application/vnd.ipld.car")},
+        )
+        roots: list[CID] = []
+        for line in response.text.splitlines():
+            if line.strip():
+                root = json.loads(line).get("Root")
+                if isinstance(root, dict) and isinstance(root.get("Cid"), dict):
+                    roots.append(_cid_from_text(root["Cid"]["/"]))
+        return roots
 
     @staticmethod
     def _last_json(response: httpx.Response, url: str) -> dict[str, Any]:

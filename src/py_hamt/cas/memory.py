@@ -5,10 +5,13 @@ from __future__ import annotations
 from multiformats import CID
 
 from py_hamt.cas.base import Codec, ContentAddressedStore, IPLDKind, check_range, slice_range
+from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
 from py_hamt.codec.multihash import blake3_multihash
 from py_hamt.errors import BlockNotFoundError
 
 __all__ = ["InMemoryCAS"]
+
+_BLAKE3_PREFIX = b"\x1e\x20"
 
 
 class InMemoryCAS(ContentAddressedStore):
@@ -26,11 +29,20 @@ class InMemoryCAS(ContentAddressedStore):
         self.store: dict[bytes, bytes] = {}
 
     async def save(self, data: bytes, codec: Codec) -> bytes:
-        """Store ``data`` and return its blake3 multihash."""
+        """Store ``data`` and return its blake3 multihash (through :meth:`put`,
+        so a subclass that overrides ``put`` sees every write)."""
+        result = await self.put(data, codec)
+        return result.id  # type: ignore[no-any-return]
+
+    async def put(
+        self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
+    ) -> WriteResult:
+        """Store ``data``; with blake3 the digest is the id's, hashed once."""
         data = bytes(data)
-        key = blake3_multihash(data)
+        client = ContentDigest.of(data, digest)
+        key = _BLAKE3_PREFIX + client.value if digest == "blake3" else blake3_multihash(data)
         self.store[key] = data
-        return key
+        return WriteResult(id=key, size=len(data), digest=client)
 
     async def load(
         self,
@@ -50,6 +62,9 @@ class InMemoryCAS(ContentAddressedStore):
             return data
         check_range(offset, length, suffix)
         return slice_range(data, offset, length, suffix)
+
+    async def has(self, id: IPLDKind) -> bool:  # noqa: A002
+        return isinstance(id, bytes) and id in self.store
 
     def cid_to_id(self, cid: CID) -> bytes:
         """Blocks here are keyed by multihash: the CID's multihash bytes."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Callable
 from typing import Any, Final
 
 from multiformats import CID
 
 from py_hamt.cas.base import ContentAddressedStore, IPLDKind
+from py_hamt.cas.write_result import WriteResult
 from py_hamt.errors import InvalidArgumentError
 from py_hamt.jobs.progress import Progress, ProgressCallback, report
 from py_hamt.stores.sharded import ShardedZarrStore
@@ -59,6 +61,7 @@ async def convert_hamt_to_sharded(
     *,
     progress: ProgressCallback | None = None,
     max_cache_memory_bytes: int = DEFAULT_MAX_CACHE_MEMORY_BYTES,
+    on_commit: Callable[[WriteResult], None] | None = None,
 ) -> str:
     """Copy a ZarrHAMTStore dataset into a new ShardedZarrStore, by pointer.
 
@@ -72,6 +75,7 @@ async def convert_hamt_to_sharded(
         hamt_root_cid: the HAMT's root (a CID, its text, or a raw id).
         chunks_per_shard: shard size of every array's chunk index (> 0).
         progress: called with a :class:`Progress` as keys are converted.
+        on_commit: called with the new root block's :class:`WriteResult`.
 
     Raises:
         InvalidArgumentError: ``chunks_per_shard`` is not positive, the root
@@ -109,4 +113,7 @@ async def convert_hamt_to_sharded(
         for key, pointer in zip(batch, pointers, strict=True):
             await store.set_pointer(key, cas.id_to_cid(pointer, "raw"))
         report(progress, Progress(start + len(batch), total))
-    return await store.flush()
+    root = await store.flush()
+    if on_commit is not None and store.last_commit is not None:
+        on_commit(store.last_commit)
+    return root

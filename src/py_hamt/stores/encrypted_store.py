@@ -9,7 +9,7 @@ from Crypto.Random import get_random_bytes
 
 from py_hamt.codec.multihash import blake3_digest
 from py_hamt.errors import DecryptionError, InvalidArgumentError
-from py_hamt.stores.hamt_store import ZarrHAMTStore
+from py_hamt.stores.hamt_store import OnWrite, ZarrHAMTStore
 from py_hamt.trie.hamt import HAMT
 
 __all__ = ["SimpleEncryptedZarrHAMTStore"]
@@ -38,7 +38,15 @@ class SimpleEncryptedZarrHAMTStore(ZarrHAMTStore):
 
     ranges_on_stored_bytes = False
 
-    def __init__(self, hamt: HAMT, read_only: bool, encryption_key: bytes, header: bytes) -> None:
+    def __init__(
+        self,
+        hamt: HAMT,
+        read_only: bool,
+        encryption_key: bytes,
+        header: bytes,
+        *,
+        on_write: OnWrite | None = None,
+    ) -> None:
         if not isinstance(encryption_key, (bytes, bytearray)) or len(encryption_key) != KEY_BYTES:
             shown = (
                 len(encryption_key)
@@ -48,12 +56,12 @@ class SimpleEncryptedZarrHAMTStore(ZarrHAMTStore):
             raise InvalidArgumentError(f"encryption_key must be {KEY_BYTES} bytes, got {shown}")
         if not isinstance(header, (bytes, bytearray)):
             raise InvalidArgumentError(f"header must be bytes, got {type(header).__name__}")
-        super().__init__(hamt, read_only=read_only)
+        super().__init__(hamt, read_only=read_only, on_write=on_write)
         self._key = bytes(encryption_key)
         self._header = bytes(header)
 
     def with_read_only(self, read_only: bool = False) -> SimpleEncryptedZarrHAMTStore:
-        return type(self)(self._hamt, read_only, self._key, self._header)
+        return type(self)(self._hamt, read_only, self._key, self._header, on_write=self.on_write)
 
     def __eq__(self, other: object) -> bool:
         return (

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from py_hamt.cas.base import slice_range
+from py_hamt.cas.write_result import WriteResult
 from py_hamt.errors import InvalidArgumentError, KeyNotFoundError, ReadOnlyError, format_id
 from py_hamt.stores.byte_ranges import to_hamt_range
 from py_hamt.stores.sync_access import SyncAccessMixin
 from py_hamt.trie.hamt import HAMT
 
-__all__ = ["ZarrHAMTStore"]
+__all__ = ["OnWrite", "ZarrHAMTStore"]
+
+OnWrite = Callable[[str, WriteResult], None]
 
 _METADATA_SUFFIX = "zarr.json"
 
@@ -37,6 +40,9 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
         InvalidArgumentError: (a ``ValueError``) ``values_are_bytes`` is
             false, or a writable store over a read-only HAMT.
 
+    ``on_write(key, result)`` is called with the :class:`WriteResult` of
+    every value written (the stored bytes' digest).
+
     Edges: a missing key reads as ``None``; deleting a missing key is not an
     error; byte ranges past the end read as empty. ``zarr.json`` documents
     are cached after their first read while the HAMT is read-only (the cache
@@ -51,7 +57,9 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
     #: false, the whole value is read, decoded, and then sliced.
     ranges_on_stored_bytes: bool = True
 
-    def __init__(self, hamt: HAMT, read_only: bool = False) -> None:
+    def __init__(
+        self, hamt: HAMT, read_only: bool = False, *, on_write: OnWrite | None = None
+    ) -> None:
         if not isinstance(hamt, HAMT):
             raise InvalidArgumentError(f"hamt must be a HAMT, got {type(hamt).__name__}")
         if not hamt.values_are_bytes:
@@ -65,6 +73,7 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
             )
         super().__init__(read_only=read_only)
         self._hamt = hamt
+        self.on_write = on_write
         self._metadata: dict[str, bytes] = {}
         self._metadata_root: object = None
         self._token = uuid.uuid4().hex
@@ -76,7 +85,7 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
 
     def with_read_only(self, read_only: bool = False) -> ZarrHAMTStore:
         """A new store over the same HAMT with another ``read_only`` flag."""
-        return type(self)(self._hamt, read_only=read_only)
+        return type(self)(self._hamt, read_only=read_only, on_write=self.on_write)
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -187,7 +196,9 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
         self._check_writable()
         if not isinstance(value, Buffer):
             raise TypeError(f"ZarrHAMTStore.set expects a zarr Buffer, got {type(value).__name__}")
-        await self._hamt.set(key, self._encode(key, value.to_bytes()))
+        written = await self._hamt.set(key, self._encode(key, value.to_bytes()))
+        if self.on_write is not None:
+            self.on_write(key, written)
 
     async def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""

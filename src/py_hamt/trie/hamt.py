@@ -24,6 +24,7 @@ from typing import Any
 import dag_cbor
 
 from py_hamt.cas.base import Codec, ContentAddressedStore, IPLDKind, check_range
+from py_hamt.cas.write_result import ContentDigest, WriteResult
 from py_hamt.codec.cids import freeze_id, thaw_id
 from py_hamt.codec.node import Link
 from py_hamt.errors import (
@@ -114,6 +115,8 @@ class HAMT:
         # Read-only mode: nodes reached through Links, by id.
         self._cache: dict[Any, Node] = {}
         self._cache_bytes = 0
+        #: The root block's WriteResult from the last commit, if any here.
+        self.last_commit: WriteResult | None = None
         # In-flight node loads, so concurrent readers share one request.
         self._inflight: dict[Any, tuple[asyncio.AbstractEventLoop, asyncio.Future[Node]]] = {}
 
@@ -169,16 +172,26 @@ class HAMT:
             "root_node_id is not valid while changes are buffered; call make_read_only() first"
         )
 
-    async def make_read_only(self) -> None:
+    async def make_read_only(self) -> WriteResult:
         """Write all buffered nodes, children before parents, and switch to
         read-only mode. Afterwards ``root_node_id`` is the published root.
-        A no-op when already read-only."""
-        if self._read_only:
-            return
-        await self._flush()
-        # No await between the flush's last check and this switch: no write
-        # can slip in after the root was written.
-        self._read_only = True
+
+        Returns the root block's :class:`WriteResult` (also kept as
+        :attr:`last_commit`). Already read-only: the last commit's result,
+        or one describing the current root, with nothing written.
+        """
+        if not self._read_only:
+            await self._flush()
+            # No await between the flush's last check and this switch: no
+            # write can slip in after the root was written.
+            self._read_only = True
+        if self.last_commit is None or self.last_commit.id != self._committed_root_id():
+            root = await self._get_root()
+            data = root.encode()
+            self.last_commit = WriteResult(
+                id=root.saved_id, size=len(data), digest=ContentDigest.of(data)
+            )
+        return self.last_commit
 
     async def enable_write(self) -> None:
         """Switch to write mode. Cached nodes become the write buffer's base."""
@@ -422,7 +435,7 @@ class HAMT:
         if self._read_only:
             raise ReadOnlyError("the HAMT is read-only; call enable_write() to change it")
 
-    async def _save_value(self, key: str, value: Any) -> IPLDKind:
+    async def _save_value(self, key: str, value: Any) -> WriteResult:
         if self.values_are_bytes:
             if type(value) is not bytes:
                 if not isinstance(value, (bytearray, memoryview)):
@@ -437,10 +450,13 @@ class HAMT:
                 data = dag_cbor.encode(value)
             except (dag_cbor.encoding.CBOREncodingError, TypeError, ValueError) as exc:
                 raise TypeError(f"value for key {key!r} is not an IPLD value: {exc}") from exc
-        return await self.cas.save(data, _VALUE_CODEC)
+        return await self.cas.put(data, _VALUE_CODEC)
 
-    async def set(self, key: str, value: Any) -> None:
+    async def set(self, key: str, value: Any) -> WriteResult:
         """Store ``value`` under ``key``, replacing any previous value.
+
+        Returns the :class:`WriteResult` of the value's block (the digest is
+        of the stored bytes: the DAG-CBOR encoding unless ``values_are_bytes``).
 
         Raises:
             ReadOnlyError: in read-only mode.
@@ -449,14 +465,15 @@ class HAMT:
         """
         self._check_writable()
         h = self._hash(key)
-        vid = await self._save_value(key, value)
+        written = await self._save_value(key, value)
+        vid = written.id
         # The value's save was awaited: re-check the mode before changing.
         self._check_writable()
         root = await self._get_root()
         while True:
             try:
                 self._set_pass(root, h, key, vid)
-                return
+                return written
             except _NeedsLoad as need:
                 await self._resolve(need.parent, need.index, need.link)
                 self._check_writable()
@@ -596,10 +613,16 @@ class HAMT:
                 continue  # a child changed while we waited
             version = node.version
             data = node.encode()
-            block_id = await self.cas.save(data, _NODE_CODEC)
+            if node is self._root:
+                written = await self.cas.put(data, _NODE_CODEC)
+                block_id = written.id
+            else:
+                block_id = await self.cas.save(data, _NODE_CODEC)
             if node.version == version:
                 node.saved_id = block_id
                 node.nbytes = len(data)
+                if node is self._root:
+                    self.last_commit = written
 
     # ------------------------------------------------------- identity, pickle
     def __eq__(self, other: object) -> bool:
@@ -645,7 +668,14 @@ class HAMT:
                 "or cache_vacate() first"
             )
         state = self.__dict__.copy()
-        state.update(_root=None, _root_id=freeze_id(root), _inflight={}, _cache={}, _cache_bytes=0)
+        state.update(
+            _root=None,
+            _root_id=freeze_id(root),
+            _inflight={},
+            _cache={},
+            _cache_bytes=0,
+            last_commit=None,
+        )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

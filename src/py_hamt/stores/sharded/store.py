@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -13,6 +13,7 @@ from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from py_hamt.cas.base import ContentAddressedStore
+from py_hamt.cas.write_result import WriteResult
 from py_hamt.codec.cids import cid_from_bytes, freeze_id, thaw_id
 from py_hamt.codec.shard import decode_shard, encode_shard
 from py_hamt.errors import (
@@ -49,6 +50,8 @@ class _State:
     manifest: Manifest | None = None
     root_cid: CID | None = None
     dirty_root: bool = False
+    last_commit: WriteResult | None = None
+    on_write: Callable[[str, WriteResult], None] | None = None
     documents: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -200,6 +203,20 @@ class ShardedZarrStore(SyncAccessMixin, Store):
     def root_cid(self) -> CID | None:
         """The root written by the last :meth:`flush` (or opened), if any."""
         return self._state.root_cid
+
+    @property
+    def last_commit(self) -> WriteResult | None:
+        """The root block's :class:`WriteResult` from the last :meth:`flush`."""
+        return self._state.last_commit
+
+    @property
+    def on_write(self) -> Callable[[str, WriteResult], None] | None:
+        """Called as ``on_write(key, result)`` for every value :meth:`set` writes."""
+        return self._state.on_write
+
+    @on_write.setter
+    def on_write(self, callback: Callable[[str, WriteResult], None] | None) -> None:
+        self._state.on_write = callback
 
     @property
     def max_cache_memory_bytes(self) -> int:
@@ -406,9 +423,12 @@ class ShardedZarrStore(SyncAccessMixin, Store):
             )
         data = value.to_bytes()
         cas = self._state.cas
-        cid = cas.id_to_cid(await cas.save(data, "raw"), "raw")
+        written = await cas.put(data, "raw")
+        cid = cas.id_to_cid(written.id, "raw")
         self._check_writable()
         await self._put(key, cid, data if key.endswith(_METADATA_SUFFIX) else None)
+        if self._state.on_write is not None:
+            self._state.on_write(key, written)
 
     async def set_pointer(self, key: str, pointer: CID | str) -> None:
         """Point ``key`` at an existing block without copying it.
@@ -611,9 +631,11 @@ class ShardedZarrStore(SyncAccessMixin, Store):
             if not state.dirty_root and state.root_cid is not None:
                 return str(state.root_cid)
             data = manifest.encode()
-            cid = state.cas.id_to_cid(await state.cas.save(data, "dag-cbor"), "dag-cbor")
+            written = await state.cas.put(data, "dag-cbor")
+            cid = state.cas.id_to_cid(written.id, "dag-cbor")
             if not state.cache.dirty():  # else a write raced the root: go again
                 state.root_cid = cid
+                state.last_commit = written
                 state.dirty_root = False
                 manifest.version = MANIFEST_V2
                 state.documents.clear()

@@ -1,0 +1,90 @@
+"""What a write returns: the id, the size, and a digest of the bytes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+import blake3
+
+from py_hamt.codec.multihash import BLAKE3, SHA2_256, digest_for
+from py_hamt.errors import InvalidArgumentError
+
+__all__ = ["ContentDigest", "DigestAlgorithm", "Hasher", "WriteResult"]
+
+DigestAlgorithm: TypeAlias = Literal["blake3", "sha2-256"]
+MULTIHASH_CODES: dict[str, int] = {"blake3": BLAKE3, "sha2-256": SHA2_256}
+
+
+@dataclass(frozen=True)
+class ContentDigest:
+    """A digest of some bytes: the algorithm and its value."""
+
+    algorithm: DigestAlgorithm
+    value: bytes
+
+    @classmethod
+    def of(
+        cls, data: bytes | bytearray | memoryview, algorithm: DigestAlgorithm = "blake3"
+    ) -> ContentDigest:
+        """Hash ``data`` in one go."""
+        if algorithm not in MULTIHASH_CODES:
+            raise InvalidArgumentError(
+                f"digest algorithm must be blake3 or sha2-256, got {algorithm!r}"
+            )
+        return cls(algorithm, digest_for(MULTIHASH_CODES[algorithm], data))
+
+    @property
+    def multihash_code(self) -> int:
+        return MULTIHASH_CODES[self.algorithm]
+
+    def hex(self) -> str:
+        return self.value.hex()
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.value.hex()}"
+
+
+class Hasher:
+    """Computes a :class:`ContentDigest` as bytes flow through ``update``."""
+
+    def __init__(self, algorithm: DigestAlgorithm = "blake3") -> None:
+        if algorithm not in MULTIHASH_CODES:
+            raise InvalidArgumentError(
+                f"digest algorithm must be blake3 or sha2-256, got {algorithm!r}"
+            )
+        self.algorithm: DigestAlgorithm = algorithm
+        self._state: Any = blake3.blake3() if algorithm == "blake3" else hashlib.sha256()
+        self.size = 0
+
+    def update(self, chunk: bytes | bytearray | memoryview) -> None:
+        self._state.update(chunk)
+        self.size += len(chunk)
+
+    def digest(self) -> ContentDigest:
+        return ContentDigest(self.algorithm, self._state.digest())
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of one write.
+
+    Attributes:
+        id: the id written (a CID, or a store's own id).
+        size: bytes written.
+        digest: a digest of those bytes.
+        source: ``"client"`` when py_hamt hashed the bytes itself as they
+            went out; ``"native"`` when the digest is the one the backend put
+            in the id (the bytes were not seen, e.g. a by-pointer copy).
+        echoed: what the backend reported, e.g. Kubo's ``Hash``, ``Name``
+            and ``Size``. Where it carries a hash of the same algorithm, it
+            was compared with ``digest`` before this result was made.
+    """
+
+    id: Any
+    size: int
+    digest: ContentDigest
+    source: Literal["client", "native"] = "client"
+    echoed: Mapping[str, Any] = field(default_factory=dict)
