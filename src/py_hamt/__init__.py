@@ -32,7 +32,9 @@ from py_hamt.errors import (
     RequestTimeoutError,
     TransportError,
 )
+from py_hamt.jobs.car import export_car, import_car
 from py_hamt.jobs.convert import convert_hamt_to_sharded
+from py_hamt.jobs.copy import CopyReport, copy_dag
 from py_hamt.jobs.progress import Progress
 from py_hamt.stores.encrypted_store import SimpleEncryptedZarrHAMTStore
 from py_hamt.stores.hamt_store import ZarrHAMTStore
@@ -61,6 +63,7 @@ __all__ = [
     "BlockNotFoundError",
     "ContentAddressedStore",
     "ContentDigest",
+    "CopyReport",
     "DecryptionError",
     "HashExhaustedError",
     "InMemoryCAS",
@@ -85,5 +88,8 @@ __all__ = [
     "__version__",
     "blake3_hashfn",
     "convert_hamt_to_sharded",
+    "copy_dag",
+    "export_car",
+    "import_car",
     "sharded_converter_cli",
 ]

@@ -1,0 +1,98 @@
+"""The links of a block, by codec: how DAG walks find children."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from multiformats import CID
+
+from py_hamt.codec import dagcbor
+from py_hamt.codec.cids import cid_from_bytes
+from py_hamt.errors import InvalidArgumentError, MalformedNodeError
+
+__all__ = ["links"]
+
+_RAW = 0x55
+_DAG_CBOR = 0x71
+_DAG_PB = 0x70
+_MAX_NESTING = 10_000
+
+
+def _cids_in(value: Any, out: list[CID]) -> None:
+    stack = [value]
+    while stack:
+        if len(stack) > _MAX_NESTING:
+            raise ValueError("structure too wide to walk")
+        item = stack.pop()
+        if isinstance(item, CID):
+            out.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _pb_fields(data: bytes) -> list[tuple[int, bytes | int]]:
+    """Top-level protobuf fields: (field number, value) for varints and bytes."""
+    fields: list[tuple[int, bytes | int]] = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            fields.append((number, value))
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            if pos + size > len(data):
+                raise ValueError("protobuf field runs past the end")
+            fields.append((number, data[pos : pos + size]))
+            pos += size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+    return fields
+
+
+def _dag_pb_links(data: bytes) -> list[CID]:
+    found = []
+    for number, value in _pb_fields(data):
+        if number == 2 and isinstance(value, bytes):  # PBNode.Links
+            for inner, hash_bytes in _pb_fields(value):
+                if inner == 1 and isinstance(hash_bytes, bytes):  # PBLink.Hash
+                    found.append(cid_from_bytes(hash_bytes))
+    return found
+
+
+def links(cid: CID, data: bytes) -> list[CID]:
+    """The CIDs a block links to (raw: none; dag-cbor: every CID; dag-pb: links).
+
+    Raises:
+        MalformedNodeError: the block does not decode as its codec says.
+        InvalidArgumentError: a codec py_hamt cannot walk.
+    """
+    code = cid.codec.code
+    if code == _RAW:
+        return []
+    try:
+        if code == _DAG_CBOR:
+            found: list[CID] = []
+            _cids_in(dagcbor.decode(data), found)
+            return found
+        if code == _DAG_PB:
+            return _dag_pb_links(data)
+    except (ValueError, IndexError) as exc:
+        raise MalformedNodeError(
+            f"block {cid} does not decode as {cid.codec.name}: {exc}", cid
+        ) from exc
+    raise InvalidArgumentError(f"cannot walk block {cid}: codec {cid.codec.name} is not supported")
