@@ -1,28 +1,40 @@
-"""``py-hamt demo``: write a climate dataset, commit, reopen, compare."""
+"""``py-hamt demo``: write a climate dataset to the local store, commit,
+reopen it from its root, compare; on later runs, first read back what the
+previous run left there."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import time
+from pathlib import Path
 
 import xarray as xr
 
-from py_hamt import HAMT, InMemoryCAS, ZarrHAMTStore
+from py_hamt.cas.local import LocalCAS
 from py_hamt.datasets import climate_dataset
+from py_hamt.stores.hamt_store import ZarrHAMTStore
+from py_hamt.trie.hamt import HAMT
 
-__all__ = ["add_parser", "run"]
+__all__ = ["DEFAULT_DIR", "add_parser", "run"]
+
+DEFAULT_DIR = Path("py-hamt-data")
+REF = "demo"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
-        help="write a sample climate dataset, print its root, read it back and compare",
+        help="write a sample climate dataset to the local store, print its root, read it back",
         description=(
             "Builds a time x lat x lon dataset with three variables, writes it through "
-            "ZarrHAMTStore into the embedded in-memory store, commits it, prints the root "
-            "id, reopens it read-only from that id and checks it is identical."
+            "ZarrHAMTStore into the durable local store in --dir, commits it, prints the "
+            "root CID, reopens it read-only from that root and checks it is identical. "
+            "The root is kept as ref 'demo': the next run first reads that back."
         ),
+    )
+    p.add_argument(
+        "--dir", type=Path, default=DEFAULT_DIR, help=f"store directory (default {DEFAULT_DIR})"
     )
     p.add_argument("--time", type=int, default=96, help="time steps (default 96)")
     p.add_argument("--lat", type=int, default=90, help="latitudes (default 90)")
@@ -30,34 +42,41 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+async def _read(cas: LocalCAS, root: object) -> xr.Dataset:
+    hamt = await HAMT.build(cas=cas, root_node_id=root, read_only=True, values_are_bytes=True)
+    store = ZarrHAMTStore(hamt, read_only=True)
+    return await asyncio.to_thread(lambda: xr.open_zarr(store=store).load())
+
+
+async def run(args: argparse.Namespace) -> int:
     ds = climate_dataset(n_time=args.time, n_lat=args.lat, n_lon=args.lon)
     chunks = (min(24, args.time), min(45, args.lat), min(90, args.lon))
     encoding = {name: {"chunks": chunks} for name in ds.data_vars}
-    mib = ds.nbytes / 2**20
-    print(f"dataset: {dict(ds.sizes)}, variables {list(ds.data_vars)}, {mib:.1f} MiB")
+    print(f"dataset: {dict(ds.sizes)}, variables {list(ds.data_vars)}, {ds.nbytes / 2**20:.1f} MiB")
 
-    cas = InMemoryCAS()
+    cas = LocalCAS(args.dir)
+    cas.cleanup()
+    earlier = await cas.get_ref(REF)
+    if earlier is not None:
+        back = await _read(cas, earlier)
+        verdict = "identical" if back.identical(ds) else "a different dataset (other sizes)"
+        print(f"an earlier run left {earlier} in {args.dir}: read back, {verdict}")
+
+    before = len(cas.block_files())
     started = time.perf_counter()
-    hamt = asyncio.run(HAMT.build(cas=cas, values_are_bytes=True))
-    ds.to_zarr(
-        store=ZarrHAMTStore(hamt, read_only=False), mode="w", zarr_format=3, encoding=encoding
-    )
-    asyncio.run(hamt.make_read_only())
-    root = hamt.root_node_id
-    wrote = time.perf_counter() - started
-    shown = root.hex() if isinstance(root, bytes) else str(root)
-    print(f"wrote {len(cas.store)} blocks in {wrote:.2f} s")
-    print(f"root: {shown}")
+    hamt = await HAMT.build(cas=cas, values_are_bytes=True)
+    store = ZarrHAMTStore(hamt, read_only=False)
+    await asyncio.to_thread(ds.to_zarr, store=store, mode="w", zarr_format=3, encoding=encoding)
+    commit = await hamt.make_read_only()
+    await cas.set_ref(REF, commit.id)
+    new_blocks = len(cas.block_files()) - before
+    print(f"wrote {new_blocks} new blocks to {args.dir} in {time.perf_counter() - started:.2f} s")
+    print(f"root: {commit.id}  ({commit.digest})")
 
     started = time.perf_counter()
-    reader = asyncio.run(
-        HAMT.build(cas=cas, root_node_id=root, read_only=True, values_are_bytes=True)
-    )
-    back = xr.open_zarr(store=ZarrHAMTStore(reader, read_only=True)).load()
-    read = time.perf_counter() - started
+    back = await _read(cas, commit.id)
     if not back.identical(ds):
         print("FAILED: the dataset read back differs from the one written")
         return 1
-    print(f"read back in {read:.2f} s: identical to what was written")
+    print(f"read back in {time.perf_counter() - started:.2f} s: identical to what was written")
     return 0

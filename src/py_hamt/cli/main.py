@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import inspect
 import sys
 import warnings
 from collections.abc import Sequence
 
 from py_hamt import PyHamtError, __version__
-from py_hamt.cli import demo
+from py_hamt.cli import car, copy, demo, info, publish
 from py_hamt.errors import one_line
 
 __all__ = ["main"]
@@ -20,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"py-hamt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo.add_parser(sub)
+    for command in (demo, publish, info, car, copy):
+        command.add_parser(sub)
     return parser
 
 
@@ -31,8 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # IPFS); zarr warns that it is not in the v3 spec on every write.
     warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
     try:
-        code: int = args.func(args)
-    except (PyHamtError, OSError, ValueError) as exc:
+        result = args.func(args)
+        code: int = asyncio.run(result) if inspect.iscoroutine(result) else result
+    except (PyHamtError, OSError, ValueError, KeyError, TypeError) as exc:
         print(f"py-hamt {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

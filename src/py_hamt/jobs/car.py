@@ -13,7 +13,7 @@ from multiformats import CID
 from py_hamt.cas.base import ContentAddressedStore, verify_block
 from py_hamt.cas.kubo import KuboCAS
 from py_hamt.cas.write_result import WriteResult
-from py_hamt.codec.car import CARReader, encode_header, encode_section
+from py_hamt.codec.car import CARFormatError, CARReader, encode_header, encode_section
 from py_hamt.jobs.copy import root_cid
 from py_hamt.jobs.dag import links
 from py_hamt.jobs.progress import Progress, ProgressCallback, report
@@ -99,17 +99,21 @@ async def import_car(
         CARFormatError (a ``ValueError``): not a CAR v1 file.
         IntegrityError: a block does not hash to its CID.
     """
+    name = f"{source}: " if isinstance(source, (str, Path)) else ""
     if isinstance(source, bytes):
         stream: BinaryIO = io.BytesIO(source)
     elif isinstance(source, (str, Path)):
         stream = io.BytesIO(await asyncio.to_thread(Path(source).read_bytes))
     else:
         stream = source
-    reader = CARReader(stream)
-    blocks = []
-    for cid, data in reader:
-        verify_block(cid, data)
-        blocks.append((cid, data))
+    try:
+        reader = CARReader(stream)
+        blocks = []
+        for cid, data in reader:
+            verify_block(cid, data)
+            blocks.append((cid, data))
+    except CARFormatError as exc:
+        raise CARFormatError(f"{name}{exc}") from exc
     done = ImportReport(list(reader.roots))
     if isinstance(cas, KuboCAS):
         body = io.BytesIO()

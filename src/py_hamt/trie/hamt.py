@@ -413,6 +413,27 @@ class HAMT:
                     children.append(cached or await self._resolve(node, i, e))
             stack.extend(reversed(children))
 
+    async def stats(self) -> dict[str, int]:
+        """Shape of the trie: ``keys``, ``nodes``, ``depth`` (levels, the root
+        is 1) and ``node_bytes`` (encoded sizes; estimated for unwritten nodes).
+        Walks every node."""
+        keys = nodes = depth = node_bytes = 0
+        stack = [(await self._get_root(), 1)]
+        while stack:
+            node, level = stack.pop()
+            nodes += 1
+            depth = max(depth, level)
+            node_bytes += node.estimated_bytes()
+            for i, e in enumerate(node.slots):
+                if type(e) is dict:
+                    keys += len(e)
+                elif type(e) is Node:
+                    stack.append((e, level + 1))
+                elif type(e) is Link:
+                    cached = self._cache.get(e.id) if self._read_only else None
+                    stack.append((cached or await self._resolve(node, i, e), level + 1))
+        return {"keys": keys, "nodes": nodes, "depth": depth, "node_bytes": node_bytes}
+
     async def keys(self) -> AsyncIterator[str]:
         """Every key, in a deterministic order (by hash, not by name)."""
         async for node in self._iter_nodes():
