@@ -45,7 +45,7 @@ from py_hamt.cas.base import (
 )
 from py_hamt.cas.http import DEFAULT_TIMEOUT, ClientPool, RetryPolicy, send_with_retries
 from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
-from py_hamt.codec.cids import DAG_CBOR, RAW, cid_from_bytes, make_cid
+from py_hamt.codec.cids import DAG_CBOR, RAW, cid_from_bytes, cid_from_text, make_cid
 from py_hamt.codec.multihash import BLAKE3, SHA2_256, digest_for, split_multihash
 from py_hamt.errors import HTTPStatusError, IntegrityError, InvalidArgumentError
 
@@ -81,8 +81,8 @@ def _base_url(url: str, what: str, strip: str) -> str:
 def _cid_from_text(text: str) -> CID:
     """Parse a CID in any multibase, as returned by Kubo or js-ipfs."""
     try:
-        return CID.decode(text.strip())
-    except (KeyError, TypeError, ValueError) as exc:
+        return cid_from_text(text)
+    except ValueError as exc:
         raise IntegrityError(f"the node answered with an invalid CID {text!r}: {exc}") from exc
 
 
@@ -373,8 +373,8 @@ class KuboCAS(ContentAddressedStore):
             return block_id
         if isinstance(block_id, str):
             try:
-                return CID.decode(block_id)
-            except (KeyError, TypeError, ValueError) as exc:
+                return cid_from_text(block_id)
+            except ValueError as exc:
                 raise InvalidArgumentError(f"not a CID: {block_id!r} ({exc})") from exc
         if isinstance(block_id, bytes):
             try:

@@ -51,7 +51,7 @@ from py_hamt.cas.base import (
     verify_block,
 )
 from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
-from py_hamt.codec.cids import DAG_CBOR, RAW, make_cid
+from py_hamt.codec.cids import DAG_CBOR, RAW, cid_from_text, make_cid
 from py_hamt.codec.multihash import BLAKE3, SHA2_256
 from py_hamt.errors import BlockNotFoundError, IntegrityError, InvalidArgumentError
 
@@ -132,8 +132,8 @@ class LocalCAS(ContentAddressedStore):
             return block_id
         if isinstance(block_id, str):
             try:
-                return CID.decode(block_id)
-            except (KeyError, TypeError, ValueError) as exc:
+                return cid_from_text(block_id)
+            except ValueError as exc:
                 raise InvalidArgumentError(f"not a CID: {block_id!r} ({exc})") from exc
         raise TypeError(f"LocalCAS ids are CIDs, got {type(block_id).__name__}: {block_id!r}")
 

@@ -8,6 +8,8 @@ object in about 3 µs, falling back to ``CID.decode`` for anything unusual.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from functools import lru_cache
 from typing import Final
 
@@ -18,6 +20,7 @@ __all__ = [
     "RAW",
     "PickledCID",
     "cid_from_bytes",
+    "cid_from_text",
     "cid_to_bytes",
     "freeze_id",
     "make_cid",
@@ -61,6 +64,26 @@ def cid_from_bytes(raw: bytes) -> CID:
         return CID.decode(raw)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"invalid binary CID {raw.hex()}: {exc}") from exc
+
+
+def cid_from_text(text: str) -> CID:
+    """Parse a CID in any multibase; base32 CIDv1 (``b…``) takes a fast path.
+
+    Raises ``ValueError`` (or a subclass) if invalid.
+    """
+    text = text.strip()
+    if len(text) > 1 and text[0] == "b":
+        body = text[1:].upper()
+        try:
+            raw = base64.b32decode(body + "=" * (-len(body) % 8))
+        except (binascii.Error, ValueError):
+            raw = b""
+        if raw and raw[0] == 1:
+            return cid_from_bytes(raw)
+    try:
+        return CID.decode(text)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"invalid CID {text!r}: {exc}") from exc
 
 
 def cid_to_bytes(cid: CID) -> bytes:

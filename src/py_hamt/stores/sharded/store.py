@@ -14,7 +14,7 @@ from zarr.core.buffer import Buffer, BufferPrototype
 
 from py_hamt.cas.base import ContentAddressedStore
 from py_hamt.cas.write_result import WriteResult
-from py_hamt.codec.cids import cid_from_bytes, freeze_id, thaw_id
+from py_hamt.codec.cids import cid_from_bytes, cid_from_text, freeze_id, thaw_id
 from py_hamt.codec.shard import decode_shard, encode_shard
 from py_hamt.errors import (
     InvalidArgumentError,
@@ -60,8 +60,8 @@ def _as_cid(value: object, what: str) -> CID:
         return value
     if isinstance(value, str):
         try:
-            return CID.decode(value)
-        except (KeyError, TypeError, ValueError) as exc:
+            return cid_from_text(value)
+        except ValueError as exc:
             raise InvalidArgumentError(f"{what} is not a CID: {value!r} ({exc})") from exc
     raise InvalidArgumentError(f"{what} must be a CID or its text, got {type(value).__name__}")
 
