@@ -38,10 +38,21 @@ from py_hamt.errors import (
 )
 from py_hamt.trie.hashing import HashFn, blake3_hashfn
 from py_hamt.trie.node import Node
+from py_hamt.trie.node_cache import NodeCache
 
-__all__ = ["DEFAULT_MAX_BUCKET_SIZE", "HAMT"]
+__all__ = [
+    "DEFAULT_MAX_BUCKET_SIZE",
+    "DEFAULT_MAX_BUFFER_BYTES",
+    "DEFAULT_MAX_CACHE_BYTES",
+    "HAMT",
+]
 
 DEFAULT_MAX_BUCKET_SIZE = 4
+DEFAULT_MAX_CACHE_BYTES = 128 * 2**20
+"""Read cache bound: decoded nodes kept in read-only mode."""
+DEFAULT_MAX_BUFFER_BYTES = 256 * 2**20
+"""Write buffer bound: nodes held in memory in write mode before a flush."""
+_BUFFERED_NODE_BYTES = 3 * 1024  # estimate per in-memory node in write mode
 
 _NODE_CODEC: Codec = "dag-cbor"
 _VALUE_CODEC: Codec = "raw"
@@ -71,6 +82,12 @@ class HAMT:
             must be at least 1.
         values_are_bytes: store values as given (bytes-like only) instead of
             DAG-CBOR-encoding them.
+        max_cache_bytes: bound on decoded nodes cached in read-only mode
+            (least recently used evicted first). Default 128 MiB.
+        max_buffer_bytes: bound on nodes held in memory in write mode,
+            estimated at 3 KiB a node. Past it, the HAMT writes its buffered
+            nodes and drops what it holds on its own, so a long ETL job never
+            grows without bound. Default 256 MiB.
 
     Raises:
         InvalidArgumentError: ``max_bucket_size < 1``, or a read-only HAMT
@@ -85,7 +102,16 @@ class HAMT:
         read_only: bool = False,
         max_bucket_size: int = DEFAULT_MAX_BUCKET_SIZE,
         values_are_bytes: bool = False,
+        *,
+        max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
     ) -> None:
+        for name, limit in (
+            ("max_cache_bytes", max_cache_bytes),
+            ("max_buffer_bytes", max_buffer_bytes),
+        ):
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+                raise InvalidArgumentError(f"{name} must be an int >= 0, got {limit!r}")
         if not isinstance(cas, ContentAddressedStore):
             raise InvalidArgumentError(
                 f"cas must be a ContentAddressedStore, got {type(cas).__name__}"
@@ -112,9 +138,13 @@ class HAMT:
         # The root in memory, or None when only its id is known (not loaded).
         self._root: Node | None = Node.empty() if root_node_id is None else None
         self._root_id: IPLDKind | None = root_node_id
-        # Read-only mode: nodes reached through Links, by id.
-        self._cache: dict[Any, Node] = {}
-        self._cache_bytes = 0
+        self.max_buffer_bytes = max_buffer_bytes
+        # Read-only mode: nodes reached through Links, by id (bounded LRU).
+        self._cache = NodeCache(max_cache_bytes)
+        # Write mode: nodes below the root held in memory, and whether an
+        # automatic flush is under way.
+        self._in_memory = 0
+        self._flushing = False
         #: The root block's WriteResult from the last commit, if any here.
         self.last_commit: WriteResult | None = None
         # In-flight node loads, so concurrent readers share one request.
@@ -129,6 +159,9 @@ class HAMT:
         read_only: bool = False,
         max_bucket_size: int = DEFAULT_MAX_BUCKET_SIZE,
         values_are_bytes: bool = False,
+        *,
+        max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
     ) -> HAMT:
         """Create a HAMT and load (or, with no ``root_node_id``, write) its root.
 
@@ -142,6 +175,8 @@ class HAMT:
             read_only=False if root_node_id is None else read_only,
             max_bucket_size=max_bucket_size,
             values_are_bytes=values_are_bytes,
+            max_cache_bytes=max_cache_bytes,
+            max_buffer_bytes=max_buffer_bytes,
         )
         if root_node_id is None:
             await hamt._flush()
@@ -185,6 +220,7 @@ class HAMT:
             # No await between the flush's last check and this switch: no
             # write can slip in after the root was written.
             self._read_only = True
+            self._tree_to_cache()
         if self.last_commit is None or self.last_commit.id != self._committed_root_id():
             root = await self._get_root()
             data = root.encode()
@@ -193,6 +229,22 @@ class HAMT:
             )
         return self.last_commit
 
+    def _tree_to_cache(self) -> None:
+        """Hand the written tree to the bounded read cache: in-memory children
+        become links, and the nodes go to the cache (which may evict them)."""
+        root = self._root
+        if root is None:
+            return
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            for i, e in enumerate(node.slots):
+                if type(e) is Node and e.saved_id is not None:
+                    node.slots[i] = Link(e.saved_id)
+                    stack.append(e)
+                    self._cache.put(e.saved_id, e)
+        self._in_memory = 0
+
     async def enable_write(self) -> None:
         """Switch to write mode. Cached nodes become the write buffer's base."""
         if not self._read_only:
@@ -200,17 +252,17 @@ class HAMT:
         await self._get_root()
         # Cached read-only nodes may be shared by id; never mutate them.
         self._cache.clear()
-        self._cache_bytes = 0
+        self._in_memory = 0
         self._read_only = False
 
     async def cache_size(self) -> int:
-        """Bytes held in memory: buffered and cached nodes (encoded sizes,
-        estimated for nodes not yet written)."""
-        total = self._cache_bytes
+        """Estimated bytes of memory held: cached and buffered nodes (CPython
+        object sizes, see :meth:`Node.memory`)."""
+        total = self._cache.nbytes
         stack = [self._root] if self._root is not None else []
         while stack:
             node = stack.pop()
-            total += node.estimated_bytes()
+            total += node.memory()
             stack.extend(e for e in node.slots if type(e) is Node)
         return total
 
@@ -223,13 +275,14 @@ class HAMT:
                 self._root_id = self._root.saved_id
                 self._root = None
             self._cache.clear()
-            self._cache_bytes = 0
             return
         await self._flush()
         root = self._root
         if root is None:
             return
         # Clean children have clean subtrees; replace them by their ids.
+        # Nodes changed meanwhile (concurrent writes) stay, and are counted.
+        kept = 0
         stack = [root]
         while stack:
             node = stack.pop()
@@ -238,7 +291,19 @@ class HAMT:
                     if e.saved_id is not None:
                         node.slots[i] = Link(e.saved_id)
                     else:
+                        kept += 1
                         stack.append(e)
+        self._in_memory = kept
+
+    async def _keep_buffer_bounded(self) -> None:
+        """Write and drop the buffer once it passes ``max_buffer_bytes``."""
+        if self._flushing or self._in_memory * _BUFFERED_NODE_BYTES <= self.max_buffer_bytes:
+            return
+        self._flushing = True
+        try:
+            await self.cache_vacate()
+        finally:
+            self._flushing = False
 
     # ---------------------------------------------------------------- hashing
     def _hash(self, key: str) -> bytes:
@@ -306,13 +371,12 @@ class HAMT:
             node = self._cache.get(link.id)
             if node is None:
                 node = await self._load_node(link.id)
-                if link.id not in self._cache:
-                    self._cache[link.id] = node
-                    self._cache_bytes += node.nbytes
+                self._cache.put(link.id, node)
             return node
         node = await self._load_node(link.id)
         if parent.slots[index] is link:
             parent.slots[index] = node
+            self._in_memory += 1
         return node
 
     # --------------------------------------------------------------- lookups
@@ -494,10 +558,12 @@ class HAMT:
         while True:
             try:
                 self._set_pass(root, h, key, vid)
-                return written
+                break
             except _NeedsLoad as need:
                 await self._resolve(need.parent, need.index, need.link)
                 self._check_writable()
+        await self._keep_buffer_bounded()
+        return written
 
     def _set_pass(self, root: Node, h: bytes, key: str, vid: IPLDKind) -> None:
         node = root
@@ -518,6 +584,7 @@ class HAMT:
                     e[key] = vid  # type: ignore[index]
                 else:
                     child = Node.empty()
+                    self._in_memory += 1
                     for k, v in e.items():  # type: ignore[union-attr]
                         self._insert_fresh(child, self._hash(k), k, v, depth + 1)
                     self._insert_fresh(child, h, key, vid, depth + 1)
@@ -546,6 +613,7 @@ class HAMT:
                     e[key] = vid
                     return
                 child = Node.empty()
+                self._in_memory += 1
                 for k, v in e.items():
                     self._insert_fresh(child, self._hash(k), k, v, depth + 1)
                 node.slots[index] = child
@@ -566,10 +634,11 @@ class HAMT:
         while True:
             try:
                 self._delete_pass(root, h, key)
-                return
+                break
             except _NeedsLoad as need:
                 await self._resolve(need.parent, need.index, need.link)
                 self._check_writable()
+        await self._keep_buffer_bounded()
 
     def _delete_pass(self, root: Node, h: bytes, key: str) -> None:
         node = root
@@ -608,6 +677,7 @@ class HAMT:
                 break
             parent, index = path[level - 1]
             parent.slots[index] = dict(entries) if entries else None
+            self._in_memory -= 1
 
     # ---------------------------------------------------------------- commit
     async def _flush(self) -> IPLDKind:
@@ -693,8 +763,9 @@ class HAMT:
             _root=None,
             _root_id=freeze_id(root),
             _inflight={},
-            _cache={},
-            _cache_bytes=0,
+            _cache=NodeCache(self._cache.max_bytes),
+            _in_memory=0,
+            _flushing=False,
             last_commit=None,
         )
         return state

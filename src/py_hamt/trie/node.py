@@ -25,18 +25,26 @@ Slot: TypeAlias = "Bucket | Node | Link | None"
 # Rough encoded sizes, used only to estimate the bytes a dirty node holds.
 _ID_ESTIMATE = 40
 _KEY_OVERHEAD = 2
+# CPython object sizes (64-bit), for Node.memory(): a Node with its 256-slot
+# list, a small dict, a str header, a 34-byte id, a Link with its id.
+_NODE_BASE = 72 + 56 + 8 * NODE_WIDTH
+_DICT_BASE = 232
+_STR_BASE = 49
+_ID_MEMORY = 33 + 40
+_LINK_MEMORY = 48 + _ID_MEMORY
 
 
 class Node:
     """One HAMT node: 256 slots plus bookkeeping for flushing."""
 
-    __slots__ = ("nbytes", "saved_id", "slots", "version")
+    __slots__ = ("_memory", "nbytes", "saved_id", "slots", "version")
 
     def __init__(self, slots: list[Slot], saved_id: object = None, nbytes: int = 0) -> None:
         self.slots = slots
         self.saved_id = saved_id
         self.version = 0
         self.nbytes = nbytes
+        self._memory = 0
 
     @classmethod
     def empty(cls) -> Node:
@@ -51,6 +59,7 @@ class Node:
     def mark_dirty(self) -> None:
         self.saved_id = None
         self.version += 1
+        self._memory = 0
 
     def encode(self) -> bytes:
         """Encode this node; every in-memory child must be clean."""
@@ -70,6 +79,24 @@ class Node:
     def bucket_entries(self) -> list[tuple[str, object]]:
         """All (key, id) pairs held directly in this node's buckets."""
         return [kv for e in self.slots if type(e) is dict for kv in e.items()]
+
+    def memory(self) -> int:
+        """Estimated memory this node holds in CPython (the node, its slot
+        list, buckets, keys and ids; not in-memory children). Cached once
+        the node is clean."""
+        if self.saved_id is not None and self._memory:
+            return self._memory
+        size = _NODE_BASE
+        for e in self.slots:
+            if e is None or type(e) is Node:
+                continue
+            if type(e) is dict:
+                size += _DICT_BASE + sum(_STR_BASE + len(k) + _ID_MEMORY for k in e)
+            else:
+                size += _LINK_MEMORY
+        if self.saved_id is not None:
+            self._memory = size
+        return size
 
     def estimated_bytes(self) -> int:
         """Encoded size if clean, otherwise an estimate."""
