@@ -87,3 +87,21 @@ async def test_long_jobs_hold_bounded_real_memory() -> None:
 def test_limits_are_validated(kwarg: str) -> None:
     with pytest.raises(InvalidArgumentError, match=f"{kwarg} must be an int >= 0"):
         HAMT(cas=InMemoryCAS(), **{kwarg: -1})  # type: ignore[arg-type]
+
+
+async def test_store_document_caches_are_bounded() -> None:
+    from zarr.core.buffer import default_buffer_prototype
+
+    from py_hamt import ZarrHAMTStore
+    from py_hamt.stores.document_cache import DocumentCache
+
+    docs = [(f"g{i}/zarr.json", b"{" + b" " * 4000 + b"}") for i in range(50)]
+    hamt = await build_from(docs)
+    store = ZarrHAMTStore(hamt, read_only=True)
+    store._metadata = DocumentCache(max_bytes=20_000)
+    for key, value in docs:
+        got = await store.get(key, default_buffer_prototype())
+        assert got is not None
+        assert got.to_bytes() == value
+        assert store._metadata.nbytes <= 20_000
+    assert len(store._metadata) == 4

@@ -15,6 +15,7 @@ from py_hamt.cas.base import slice_range
 from py_hamt.cas.write_result import WriteResult
 from py_hamt.errors import InvalidArgumentError, KeyNotFoundError, ReadOnlyError, format_id
 from py_hamt.stores.byte_ranges import to_hamt_range
+from py_hamt.stores.document_cache import DocumentCache
 from py_hamt.stores.sync_access import SyncAccessMixin
 from py_hamt.trie.hamt import HAMT
 
@@ -74,7 +75,7 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
         super().__init__(read_only=read_only)
         self._hamt = hamt
         self.on_write = on_write
-        self._metadata: dict[str, bytes] = {}
+        self._metadata = DocumentCache()
         self._metadata_root: object = None
         self._token = uuid.uuid4().hex
 
@@ -119,7 +120,7 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_metadata"] = {}
+        state["_metadata"] = DocumentCache(self._metadata.max_bytes)
         state["_metadata_root"] = None
         return state
 
@@ -175,7 +176,7 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
         except KeyNotFoundError:
             return None
         if is_metadata and self._committed_root() is not None:
-            self._metadata[key] = data
+            self._metadata.put(key, data)
         return prototype.buffer.from_bytes(data)
 
     async def get_partial_values(

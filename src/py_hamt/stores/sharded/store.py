@@ -23,6 +23,7 @@ from py_hamt.errors import (
     ReadOnlyError,
 )
 from py_hamt.stores.byte_ranges import to_hamt_range
+from py_hamt.stores.document_cache import DocumentCache
 from py_hamt.stores.sharded.grid import ChunkGrid, grid_from_zarr_json
 from py_hamt.stores.sharded.manifest import (
     LEGACY,
@@ -52,7 +53,7 @@ class _State:
     dirty_root: bool = False
     last_commit: WriteResult | None = None
     on_write: Callable[[str, WriteResult], None] | None = None
-    documents: dict[str, bytes] = field(default_factory=dict)
+    documents: DocumentCache = field(default_factory=DocumentCache)
 
 
 def _as_cid(value: object, what: str) -> CID:
@@ -393,7 +394,7 @@ class ShardedZarrStore(SyncAccessMixin, Store):
             state.cas.cid_to_id(cid), offset=offset, length=length, suffix=suffix
         )
         if is_document and self.read_only and not state.dirty_root:
-            state.documents[key] = data
+            state.documents.put(key, data)
         return prototype.buffer.from_bytes(data)
 
     async def _lookup(self, manifest: Manifest, key: str) -> CID | None:
@@ -448,7 +449,7 @@ class ShardedZarrStore(SyncAccessMixin, Store):
         if document is not None:
             manifest.metadata[key] = cid
             state.dirty_root = True
-            state.documents.pop(key, None)
+            state.documents.pop(key)
             await self._adopt_grid(
                 manifest,
                 _array_path(key),
@@ -471,7 +472,7 @@ class ShardedZarrStore(SyncAccessMixin, Store):
             await self._write_slot(*routed, None)
         elif manifest.metadata.pop(key, None) is not None:
             self._state.dirty_root = True
-            self._state.documents.pop(key, None)
+            self._state.documents.pop(key)
 
     # ------------------------------------------------------- array indexes
     async def _adopt_grid(self, manifest: Manifest, path: str, grid: ChunkGrid | None) -> None:
