@@ -790,16 +790,23 @@ class ShardedZarrStore(SyncAccessMixin, Store):
                         yield key
 
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        """Names directly under ``prefix``; chunk indexes are not walked,
-        only asked whether they hold any chunk."""
+        """Names directly under ``prefix``. An array's chunk index is walked
+        only when listing inside it; above it, only asked whether it holds
+        any chunk."""
         manifest = await self._manifest()
         prefix = prefix.rstrip("/")
         lead = f"{prefix}/" if prefix else ""
         seen: set[str] = set()
         candidates = list(manifest.metadata)
         for path, index in manifest.arrays.items():
-            if path != LEGACY and await self._has_chunks(path, index):
-                candidates.append(f"{path}/c" if path else "c")
+            if path == LEGACY or not await self._has_chunks(path, index):
+                continue
+            base = f"{path}/c" if path else "c"
+            folder = base + index.grid.separator
+            if index.grid.separator == "/" and folder.startswith(lead) and folder != lead:
+                candidates.append(base)  # the whole chunk tree sits under one name
+            elif base.startswith(lead) or lead.startswith(base):
+                candidates.extend([k async for k in self._chunk_keys(path, index)])
         for key in candidates:
             if key.startswith(lead):
                 name = key[len(lead) :].split("/", 1)[0]
