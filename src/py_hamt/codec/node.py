@@ -17,6 +17,7 @@ from typing import Final, TypeAlias, cast
 import dag_cbor
 from multiformats import CID
 
+from py_hamt.codec import dagcbor
 from py_hamt.codec.cids import cid_from_bytes
 from py_hamt.errors import MalformedNodeError, format_id, one_line
 
@@ -222,7 +223,7 @@ def _decode_fast(data: bytes) -> list[Entry]:
 
 
 def _decode_generic(data: bytes) -> list[Entry]:
-    obj = dag_cbor.decode(data)
+    obj = dagcbor.decode(data)
     if not isinstance(obj, list) or len(obj) != NODE_WIDTH:
         raise ValueError(f"a node is an array of {NODE_WIDTH} entries")
     entries: list[Entry] = []

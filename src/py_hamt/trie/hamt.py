@@ -25,6 +25,7 @@ import dag_cbor
 
 from py_hamt.cas.base import Codec, ContentAddressedStore, IPLDKind, check_range
 from py_hamt.cas.write_result import ContentDigest, WriteResult
+from py_hamt.codec import dagcbor
 from py_hamt.codec.cids import freeze_id, thaw_id
 from py_hamt.codec.node import Link
 from py_hamt.errors import (
@@ -448,8 +449,8 @@ class HAMT:
         if self.values_are_bytes:
             return data
         try:
-            return dag_cbor.decode(data)
-        except (dag_cbor.decoding.CBORDecodingError, ValueError) as exc:
+            return dagcbor.decode(data)
+        except ValueError as exc:
             raise MalformedNodeError(
                 f"value block {format_id(vid)} of key {key!r} is not valid DAG-CBOR: {exc}", vid
             ) from exc

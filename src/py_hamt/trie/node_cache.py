@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -22,28 +23,40 @@ class NodeCache:
         self.max_bytes = max_bytes
         self.nbytes = 0
         self._nodes: OrderedDict[Any, Node] = OrderedDict()
+        # Read-only HAMTs may be shared by threads (dask's threaded scheduler);
+        # the LRU's compound updates must not interleave.
+        self._lock = threading.Lock()
 
     def get(self, block_id: Any) -> Node | None:
-        node = self._nodes.get(block_id)
-        if node is not None:
-            self._nodes.move_to_end(block_id)
-        return node
+        with self._lock:
+            node = self._nodes.get(block_id)
+            if node is not None:
+                self._nodes.move_to_end(block_id)
+            return node
 
     def put(self, block_id: Any, node: Node) -> None:
-        if block_id in self._nodes:
-            return
         size = node.memory()
         if size > self.max_bytes:
             return
-        self._nodes[block_id] = node
-        self.nbytes += size
-        while self.nbytes > self.max_bytes:
-            _, old = self._nodes.popitem(last=False)
-            self.nbytes -= old.memory()
+        with self._lock:
+            if block_id in self._nodes:
+                return
+            self._nodes[block_id] = node
+            self.nbytes += size
+            while self.nbytes > self.max_bytes:
+                _, old = self._nodes.popitem(last=False)
+                self.nbytes -= old.memory()
 
     def clear(self) -> None:
-        self._nodes.clear()
-        self.nbytes = 0
+        with self._lock:
+            self._nodes.clear()
+            self.nbytes = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["max_bytes"])  # type: ignore[misc]
 
     def __len__(self) -> int:
         return len(self._nodes)
