@@ -149,3 +149,38 @@ async def test_zarr_open_read_mode_on_a_writable_store_gives_a_view() -> None:
     ro = await zarr.api.asynchronous.open_group(store=store, mode="r")
     assert ro.store_path.store.read_only
     assert [name async for name in ro.array_keys()] == ["a"]
+
+
+async def test_listing_a_committed_root_walks_its_keys_once() -> None:
+    class Counting(InMemoryCAS):
+        loads = 0
+
+        async def load(self, *args: Any, **kwargs: Any) -> bytes:
+            Counting.loads += 1
+            return await super().load(*args, **kwargs)
+
+    cas = Counting()
+    keys = [f"g{i}/v{j}/c/{k}" for i in range(5) for j in range(4) for k in range(60)]
+    keys += [f"g{i}/zarr.json" for i in range(5)] + ["zarr.json"]
+    hamt = await build_from([(k, b"x") for k in keys], cas)
+    store = ZarrHAMTStore(hamt, read_only=True)
+
+    async def names(prefix: str) -> list[str]:
+        return sorted([n async for n in store.list_dir(prefix)])
+
+    assert await names("") == ["g0", "g1", "g2", "g3", "g4", "zarr.json"]
+    assert await names("g2/") == ["v0", "v1", "v2", "v3", "zarr.json"]
+    assert await names("g2/v1/c") == sorted(str(k) for k in range(60))
+    prefixed = sorted([k async for k in store.list_prefix("g3/v2/")])
+    assert prefixed == sorted(k for k in keys if k.startswith("g3/v2/"))
+
+    Counting.loads = 0
+    fresh = ZarrHAMTStore(
+        await HAMT.build(
+            cas=cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True
+        ),
+        read_only=True,
+    )
+    Counting.loads = 0
+    assert sorted([n async for n in fresh.list_dir("g4")]) == ["v0", "v1", "v2", "v3", "zarr.json"]
+    assert Counting.loads == 0  # served from the root's index, not a walk

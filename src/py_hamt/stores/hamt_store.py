@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -16,6 +18,7 @@ from py_hamt.cas.write_result import WriteResult
 from py_hamt.errors import InvalidArgumentError, KeyNotFoundError, ReadOnlyError, format_id
 from py_hamt.stores.byte_ranges import to_hamt_range
 from py_hamt.stores.document_cache import DocumentCache
+from py_hamt.stores.key_index import KeyIndex
 from py_hamt.stores.sync_access import SyncAccessMixin
 from py_hamt.trie.hamt import HAMT
 
@@ -208,13 +211,34 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
             await self._hamt.delete(key)
 
     # ---------------------------------------------------------------- listing
+    async def _key_index(self) -> KeyIndex | None:
+        """The committed root's key index (built on first use), or ``None``
+        while the HAMT is being written (its keys are still changing)."""
+        root = self._committed_root()
+        if root is None:
+            return None
+        cached = _KEY_INDEXES.get(root)
+        if cached is None:
+            cached = KeyIndex([key async for key in self._hamt.keys()])
+            _KEY_INDEXES.put(root, cached)
+        return cached
+
     async def list(self) -> AsyncIterator[str]:
         """Every key, in HAMT order (not sorted)."""
         async for key in self._hamt.keys():
             yield key
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        """Every key starting with ``prefix`` (``""`` lists all)."""
+        """Every key starting with ``prefix`` (``""`` lists all).
+
+        On a committed root, after the first listing, by bisection of an
+        index rather than by walking every key.
+        """
+        index = await self._key_index()
+        if index is not None:
+            for key in index.with_prefix(prefix):
+                yield key
+            return
         async for key in self._hamt.keys():
             if key.startswith(prefix):
                 yield key
@@ -222,8 +246,15 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
         """The names directly under ``prefix``, each once.
 
-        ``"a"`` and ``"a/"`` are the same directory; ``""`` is the root.
+        ``"a"`` and ``"a/"`` are the same directory; ``""`` is the root. On a
+        committed root the keys are walked once, into an index shared by
+        every store over that root; later listings read the index.
         """
+        index = await self._key_index()
+        if index is not None:
+            for name in index.directory(prefix):
+                yield name
+            return
         prefix = prefix.rstrip("/")
         if prefix:
             prefix += "/"
@@ -234,3 +265,29 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
                 if name not in seen:
                     seen.add(name)
                     yield name
+
+
+class _IndexCache:
+    """Key indexes by root id, for the few most recent roots (process-wide:
+    a root's key set never changes)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._indexes: OrderedDict[object, KeyIndex] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, root: object) -> KeyIndex | None:
+        with self._lock:
+            index = self._indexes.get(root)
+            if index is not None:
+                self._indexes.move_to_end(root)
+            return index
+
+    def put(self, root: object, index: KeyIndex) -> None:
+        with self._lock:
+            self._indexes[root] = index
+            while len(self._indexes) > self.size:
+                self._indexes.popitem(last=False)
+
+
+_KEY_INDEXES = _IndexCache(8)
