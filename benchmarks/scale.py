@@ -37,7 +37,7 @@ def peak_rss_mb() -> float:
 
 
 # ------------------------------------------------------------ a million keys
-async def hamt_case(n: int) -> dict[str, Any]:
+async def hamt_case(n: int, cache_mb: int) -> dict[str, Any]:
     from zarr.core.buffer import cpu, default_buffer_prototype
     from zarr.storage import MemoryStore
 
@@ -46,7 +46,7 @@ async def hamt_case(n: int) -> dict[str, Any]:
     keys = [f"v/c/{i // 1000}/{i % 1000}" for i in range(n)]
     values = [cpu.Buffer.from_bytes(i.to_bytes(8, "little") * 4) for i in range(n)]
     proto = default_buffer_prototype()
-    out: dict[str, Any] = {"keys": n}
+    out: dict[str, Any] = {"keys": n, "read_cache_MiB": cache_mb}
 
     async def fill(store: Any) -> float:
         t0 = time.perf_counter()
@@ -244,6 +244,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     h = sub.add_parser("hamt")
     h.add_argument("--keys", type=int, default=1_000_000)
+    h.add_argument("--cache-mb", type=int, default=128, help="the read cache (default 128)")
     h.add_argument("--json", action="store_true")
     d = sub.add_parser("dataset")
     d.add_argument("--store", choices=("hamt", "sharded", "local"), required=True)
@@ -257,7 +258,7 @@ def main() -> None:
     a.add_argument("--keys", type=int, default=1_000_000)
     args = p.parse_args()
     if args.cmd == "hamt":
-        print(json.dumps(asyncio.run(hamt_case(args.keys))))
+        print(json.dumps(asyncio.run(hamt_case(args.keys, args.cache_mb))))
     elif args.cmd == "dataset":
         print(json.dumps(asyncio.run(dataset_case(args.store, args.gb, args.dir / args.store))))
     else:

@@ -173,3 +173,33 @@ async def test_cli_against_a_real_node(ipfs_node: IpfsNode) -> None:
         assert failed.returncode == 1
         assert failed.stderr.count("\n") == 1
         assert message in failed.stderr
+
+
+def test_cli_runs_offline_against_the_local_store(tmp_path: Path) -> None:
+    import asyncio as aio
+
+    from py_hamt import LocalCAS
+
+    ds = climate_dataset(n_time=12, n_lat=6, n_lon=12)
+
+    async def write() -> Any:
+        cas = LocalCAS(tmp_path / "store")
+        root = await hamt_dataset(cas, ds)
+        await cas.set_ref("main", root)
+        return root
+
+    aio.run(write())
+    done = subprocess.run(
+        [CONVERTER, "ref:main", "--store", str(tmp_path / "store"), "--chunks-per-shard", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    new_root = done.stdout.strip()
+
+    async def read() -> xr.Dataset:
+        store = await ShardedZarrStore.open(LocalCAS(tmp_path / "store"), True, new_root)
+        return xr.open_zarr(store, chunks=None).load()
+
+    xr.testing.assert_identical(aio.run(read()), ds)

@@ -45,7 +45,7 @@ from py_hamt.cas.base import (
 )
 from py_hamt.cas.http import DEFAULT_TIMEOUT, ClientPool, RetryPolicy, send_with_retries
 from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
-from py_hamt.codec.cids import DAG_CBOR, RAW, cid_from_bytes, cid_from_text, make_cid
+from py_hamt.codec.cids import DAG_CBOR, RAW, cid_from_text, coerce_cid, make_cid
 from py_hamt.codec.multihash import BLAKE3, SHA2_256, digest_for, split_multihash
 from py_hamt.errors import HTTPStatusError, IntegrityError, InvalidArgumentError
 
@@ -369,19 +369,7 @@ class KuboCAS(ContentAddressedStore):
     # ------------------------------------------------------------------ read
     @staticmethod
     def _as_cid(block_id: IPLDKind) -> CID:
-        if isinstance(block_id, CID):
-            return block_id
-        if isinstance(block_id, str):
-            try:
-                return cid_from_text(block_id)
-            except ValueError as exc:
-                raise InvalidArgumentError(f"not a CID: {block_id!r} ({exc})") from exc
-        if isinstance(block_id, bytes):
-            try:
-                return cid_from_bytes(block_id)
-            except ValueError as exc:
-                raise InvalidArgumentError(f"not a binary CID: {block_id.hex()} ({exc})") from exc
-        raise TypeError(f"KuboCAS ids are CIDs, got {type(block_id).__name__}: {block_id!r}")
+        return coerce_cid(block_id, owner="KuboCAS", binary=True)
 
     def _url(self, cid: CID) -> str:
         return f"{self.gateway_base_url}/ipfs/{cid.encode('base32')}"

@@ -51,7 +51,7 @@ from py_hamt.cas.base import (
     verify_block,
 )
 from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
-from py_hamt.codec.cids import DAG_CBOR, RAW, cid_from_text, make_cid
+from py_hamt.codec.cids import DAG_CBOR, RAW, coerce_cid, make_cid
 from py_hamt.codec.multihash import BLAKE3, SHA2_256
 from py_hamt.errors import BlockNotFoundError, IntegrityError, InvalidArgumentError
 
@@ -127,15 +127,9 @@ class LocalCAS(ContentAddressedStore):
         name = mh.hex()
         return self._blocks / name[4:6] / name
 
-    def _as_cid(self, block_id: IPLDKind) -> CID:
-        if isinstance(block_id, CID):
-            return block_id
-        if isinstance(block_id, str):
-            try:
-                return cid_from_text(block_id)
-            except ValueError as exc:
-                raise InvalidArgumentError(f"not a CID: {block_id!r} ({exc})") from exc
-        raise TypeError(f"LocalCAS ids are CIDs, got {type(block_id).__name__}: {block_id!r}")
+    @staticmethod
+    def _as_cid(block_id: IPLDKind) -> CID:
+        return coerce_cid(block_id, owner="LocalCAS")
 
     # ----------------------------------------------------------------- writes
     def _write_atomic(self, final: Path, data: bytes) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from py_hamt.cas.kubo import DEFAULT_GATEWAY_URL, DEFAULT_RPC_URL, KuboCAS
 from py_hamt.cli.progress_bar import ProgressBar
+from py_hamt.cli.stores import STORE_HELP, close_store, open_store, resolve_root
 from py_hamt.errors import PyHamtError, one_line
 from py_hamt.jobs.convert import convert_hamt_to_sharded
 
@@ -25,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
             "bytes are re-uploaded) and print the new root CID."
         ),
     )
-    p.add_argument("hamt_cid", metavar="HAMT_CID", help="root CID of the HAMT dataset")
+    p.add_argument(
+        "hamt_cid", metavar="HAMT_CID", help="root CID of the HAMT dataset (or ref:NAME)"
+    )
     p.add_argument(
         "--chunks-per-shard",
         type=int,
@@ -41,22 +44,31 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"gateway for reads (default {DEFAULT_GATEWAY_URL})",
     )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    p.add_argument(
+        "--store",
+        help=f"convert in this store instead of the Kubo node: {STORE_HELP} "
+        "(a local directory works offline)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 async def _run(args: argparse.Namespace) -> str:
     bar = None if args.quiet else ProgressBar("converting")
-    try:
-        async with KuboCAS(
+    cas = (
+        open_store(args.store, timeout=args.timeout)
+        if args.store
+        else KuboCAS(
             rpc_base_url=args.rpc_url, gateway_base_url=args.gateway_url, timeout=args.timeout
-        ) as cas:
-            return await convert_hamt_to_sharded(
-                cas, args.hamt_cid, args.chunks_per_shard, progress=bar
-            )
+        )
+    )
+    try:
+        root = await resolve_root(cas, args.hamt_cid)
+        return await convert_hamt_to_sharded(cas, root, args.chunks_per_shard, progress=bar)
     finally:
         if bar is not None:
             bar.close()
+        await close_store(cas)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from multiformats import CID
 
 from py_hamt.codec import dagcbor
 from py_hamt.codec.cids import cid_from_bytes
+from py_hamt.codec.varint import encode_varint
 
 __all__ = ["MAX_SECTION", "CARFormatError", "CARReader", "encode_header", "encode_section"]
 
@@ -28,26 +29,14 @@ class CARFormatError(ValueError):
     """The bytes are not a CAR v1 file (the message says where and why)."""
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def encode_header(roots: list[CID]) -> bytes:
     header = dag_cbor.encode({"roots": list(roots), "version": 1})
-    return _varint(len(header)) + header
+    return encode_varint(len(header)) + header
 
 
 def encode_section(cid: CID, data: bytes) -> bytes:
     raw = bytes(cid)
-    return _varint(len(raw) + len(data)) + raw + data
+    return encode_varint(len(raw) + len(data)) + raw + data
 
 
 def _cid_length(buf: bytes) -> int:

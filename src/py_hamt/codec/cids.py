@@ -15,6 +15,8 @@ from typing import Final
 
 from multiformats import CID, multibase, multicodec, multihash
 
+from py_hamt.errors import InvalidArgumentError
+
 __all__ = [
     "DAG_CBOR",
     "RAW",
@@ -22,6 +24,7 @@ __all__ = [
     "cid_from_bytes",
     "cid_from_text",
     "cid_to_bytes",
+    "coerce_cid",
     "freeze_id",
     "make_cid",
     "thaw_id",
@@ -84,6 +87,36 @@ def cid_from_text(text: str) -> CID:
         return CID.decode(text)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"invalid CID {text!r}: {exc}") from exc
+
+
+def coerce_cid(
+    value: object, what: str = "id", *, owner: str | None = None, binary: bool = False
+) -> CID:
+    """``value`` as a CID: a CID, its text in any multibase, or (with
+    ``binary``) its binary form.
+
+    Raises:
+        InvalidArgumentError: text (or bytes) that is not a CID.
+        TypeError: any other type; the message names ``owner``'s ids, or ``what``.
+    """
+    if isinstance(value, CID):
+        return value
+    if isinstance(value, str):
+        try:
+            return cid_from_text(value)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"{what} is not a CID: {value!r} ({exc})") from exc
+    if binary and isinstance(value, bytes):
+        try:
+            return cid_from_bytes(value)
+        except ValueError as exc:
+            raise InvalidArgumentError(
+                f"{what} is not a binary CID: {value.hex()} ({exc})"
+            ) from exc
+    kind = type(value).__name__
+    if owner is not None:
+        raise TypeError(f"{owner} ids are CIDs, got {kind}: {value!r}")
+    raise TypeError(f"{what} must be a CID or its text, got {kind}")
 
 
 def cid_to_bytes(cid: CID) -> bytes:

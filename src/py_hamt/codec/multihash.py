@@ -11,6 +11,8 @@ from typing import Final
 
 import blake3
 
+from py_hamt.codec.varint import read_varint
+
 __all__ = [
     "BLAKE3",
     "SHA2_256",
@@ -51,26 +53,13 @@ def digest_for(code: int, data: bytes | bytearray | memoryview) -> bytes:
     )
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated or oversized varint")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
 def split_multihash(mh: bytes) -> tuple[int, bytes]:
     """Split a multihash into ``(code, digest)``.
 
     Raises ``ValueError`` if the declared length does not match the bytes.
     """
-    code, pos = _read_varint(mh, 0)
-    size, pos = _read_varint(mh, pos)
+    code, pos = read_varint(mh, 0)
+    size, pos = read_varint(mh, pos)
     digest = mh[pos:]
     if len(digest) != size:
         raise ValueError(f"multihash declares {size} digest bytes but carries {len(digest)}")

@@ -8,6 +8,7 @@ from multiformats import CID
 
 from py_hamt.codec import dagcbor
 from py_hamt.codec.cids import cid_from_bytes
+from py_hamt.codec.varint import read_varint
 from py_hamt.errors import InvalidArgumentError, MalformedNodeError
 
 __all__ = ["links"]
@@ -32,29 +33,18 @@ def _cids_in(value: Any, out: list[CID]) -> None:
             stack.extend(item)
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
 def _pb_fields(data: bytes) -> list[tuple[int, bytes | int]]:
     """Top-level protobuf fields: (field number, value) for varints and bytes."""
     fields: list[tuple[int, bytes | int]] = []
     pos = 0
     while pos < len(data):
-        key, pos = _varint(data, pos)
+        key, pos = read_varint(data, pos)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            value, pos = _varint(data, pos)
+            value, pos = read_varint(data, pos)
             fields.append((number, value))
         elif wire == 2:
-            size, pos = _varint(data, pos)
+            size, pos = read_varint(data, pos)
             if pos + size > len(data):
                 raise ValueError("protobuf field runs past the end")
             fields.append((number, data[pos : pos + size]))

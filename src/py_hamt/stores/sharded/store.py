@@ -14,7 +14,7 @@ from zarr.core.buffer import Buffer, BufferPrototype
 
 from py_hamt.cas.base import ContentAddressedStore
 from py_hamt.cas.write_result import WriteResult
-from py_hamt.codec.cids import cid_from_bytes, cid_from_text, freeze_id, thaw_id
+from py_hamt.codec.cids import cid_from_bytes, coerce_cid, freeze_id, thaw_id
 from py_hamt.codec.shard import decode_shard, encode_shard
 from py_hamt.errors import (
     InvalidArgumentError,
@@ -56,24 +56,13 @@ class _State:
     documents: DocumentCache = field(default_factory=DocumentCache)
 
 
-def _as_cid(value: object, what: str) -> CID:
-    if isinstance(value, CID):
-        return value
-    if isinstance(value, str):
-        try:
-            return cid_from_text(value)
-        except ValueError as exc:
-            raise InvalidArgumentError(f"{what} is not a CID: {value!r} ({exc})") from exc
-    raise InvalidArgumentError(f"{what} must be a CID or its text, got {type(value).__name__}")
-
-
 def _unpickle(
     cas: ContentAddressedStore, read_only: bool, root: object, max_bytes: int
 ) -> ShardedZarrStore:
     return ShardedZarrStore(
         cas,
         read_only,
-        _as_cid(thaw_id(root), "root_cid"),
+        coerce_cid(thaw_id(root), "root_cid"),
         max_cache_memory_bytes=max_bytes,
     )
 
@@ -143,7 +132,7 @@ class ShardedZarrStore(SyncAccessMixin, Store):
             )
         self._state = _State(cas=cas, cache=ShardCache(max_cache_memory_bytes))
         if root_cid is not None:
-            self._state.root_cid = _as_cid(root_cid, "root_cid")
+            self._state.root_cid = coerce_cid(root_cid, "root_cid")
             return
         if read_only:
             raise InvalidArgumentError("a read-only ShardedZarrStore needs root_cid")
@@ -437,7 +426,7 @@ class ShardedZarrStore(SyncAccessMixin, Store):
         For a ``zarr.json`` key the document is read, to learn the array's grid.
         """
         self._check_writable()
-        cid = _as_cid(pointer, "pointer")
+        cid = coerce_cid(pointer, "pointer")
         document = None
         if key.endswith(_METADATA_SUFFIX):
             document = await self._state.cas.load(self._state.cas.cid_to_id(cid))
