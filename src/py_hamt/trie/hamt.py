@@ -563,7 +563,8 @@ class HAMT:
             except _NeedsLoad as need:
                 await self._resolve(need.parent, need.index, need.link)
                 self._check_writable()
-        await self._keep_buffer_bounded()
+        if self._in_memory * _BUFFERED_NODE_BYTES > self.max_buffer_bytes:
+            await self._keep_buffer_bounded()
         return written
 
     def _set_pass(self, root: Node, h: bytes, key: str, vid: IPLDKind) -> None:
