@@ -249,15 +249,7 @@ class KuboCAS(ContentAddressedStore):
             "raw-leaves": "true",
             "cid-base": "base32",
         }
-        response = await send_with_retries(
-            self._pool,
-            self.retry,
-            "POST",
-            url,
-            params=params,
-            files={"file": ("block", data, "application/octet-stream")},
-        )
-        answer = self._last_json(response, url)
+        answer = await self._post_file(url, params, data)
         cid = _cid_from_text(str(answer.get("Hash", "")))
         if cid.codec.code == _DAG_PB:
             return cid, answer
@@ -317,15 +309,7 @@ class KuboCAS(ContentAddressedStore):
             "mhtype": cid.hashfun.name,
             "pin": "false",
         }
-        response = await send_with_retries(
-            self._pool,
-            self.retry,
-            "POST",
-            url,
-            params=params,
-            files={"file": ("block", data, "application/octet-stream")},
-        )
-        answer = self._last_json(response, url)
+        answer = await self._post_file(url, params, data)
         stored = _cid_from_text(str(answer.get("Key", "")))
         if stored.digest != cid.digest:
             raise IntegrityError(f"{url} stored {cid} as {stored}", cid)
@@ -353,6 +337,26 @@ class KuboCAS(ContentAddressedStore):
                 if isinstance(root, dict) and isinstance(root.get("Cid"), dict):
                     roots.append(_cid_from_text(root["Cid"]["/"]))
         return roots
+
+    async def _post_file(
+        self,
+        url: str,
+        params: dict[str, str],
+        data: bytes,
+        name: str = "block",
+        content_type: str = "application/octet-stream",
+    ) -> dict[str, Any]:
+        """POST ``data`` as a multipart file (every part with a content type,
+        which js-ipfs needs); return the last JSON object answered."""
+        response = await send_with_retries(
+            self._pool,
+            self.retry,
+            "POST",
+            url,
+            params=params,
+            files={"file": (name, data, content_type)},
+        )
+        return self._last_json(response, url)
 
     @staticmethod
     def _last_json(response: httpx.Response, url: str) -> dict[str, Any]:

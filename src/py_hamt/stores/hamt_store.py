@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from zarr.abc.store import ByteRequest, Store
@@ -19,7 +18,7 @@ from py_hamt.errors import InvalidArgumentError, KeyNotFoundError, ReadOnlyError
 from py_hamt.stores.byte_ranges import to_hamt_range
 from py_hamt.stores.document_cache import DocumentCache
 from py_hamt.stores.key_index import KeyIndex
-from py_hamt.stores.sync_access import SyncAccessMixin
+from py_hamt.stores.store_mixin import StoreMixin
 from py_hamt.trie.hamt import HAMT
 
 __all__ = ["OnWrite", "ZarrHAMTStore"]
@@ -29,7 +28,7 @@ OnWrite = Callable[[str, WriteResult], None]
 _METADATA_SUFFIX = "zarr.json"
 
 
-class ZarrHAMTStore(SyncAccessMixin, Store):
+class ZarrHAMTStore(StoreMixin, Store):
     """Zarr keys stored verbatim in a :class:`~py_hamt.HAMT`, values as raw bytes.
 
     Args:
@@ -181,14 +180,6 @@ class ZarrHAMTStore(SyncAccessMixin, Store):
         if is_metadata and self._committed_root() is not None:
             self._metadata.put(key, data)
         return prototype.buffer.from_bytes(data)
-
-    async def get_partial_values(
-        self,
-        prototype: BufferPrototype,
-        key_ranges: Iterable[tuple[str, ByteRequest | None]],
-    ) -> list[Buffer | None]:
-        """Several reads at once; ``None`` for each missing key."""
-        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` is present."""

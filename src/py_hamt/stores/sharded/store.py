@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -34,7 +34,7 @@ from py_hamt.stores.sharded.manifest import (
     v1_chunk_coords,
 )
 from py_hamt.stores.sharded.shard_cache import Shard, ShardCache
-from py_hamt.stores.sync_access import SyncAccessMixin
+from py_hamt.stores.store_mixin import StoreMixin
 
 __all__ = ["DEFAULT_MAX_CACHE_MEMORY_BYTES", "ShardedZarrStore"]
 
@@ -71,7 +71,7 @@ def _array_path(metadata_key: str) -> str:
     return metadata_key[: -len(_METADATA_SUFFIX)].rstrip("/")
 
 
-class ShardedZarrStore(SyncAccessMixin, Store):
+class ShardedZarrStore(StoreMixin, Store):
     """Zarr v3 keys over a CAS, with chunk CIDs packed into shards.
 
     Create with ``await ShardedZarrStore.open(...)``; commit with
@@ -392,13 +392,6 @@ class ShardedZarrStore(SyncAccessMixin, Store):
             return manifest.metadata.get(key)
         raw = await self._read_slot(*routed)
         return None if raw is None else cid_from_bytes(raw)
-
-    async def get_partial_values(
-        self,
-        prototype: BufferPrototype,
-        key_ranges: Iterable[tuple[str, ByteRequest | None]],
-    ) -> list[Buffer | None]:
-        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
 
     async def exists(self, key: str) -> bool:
         return await self._lookup(await self._manifest(), key) is not None
