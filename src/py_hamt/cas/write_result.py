@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-import blake3
-
 from py_hamt.codec.multihash import BLAKE3, SHA2_256, digest_for
 from py_hamt.errors import InvalidArgumentError
 
-__all__ = ["ContentDigest", "DigestAlgorithm", "Hasher", "WriteResult"]
+__all__ = ["ContentDigest", "DigestAlgorithm", "WriteResult"]
 
 DigestAlgorithm: TypeAlias = Literal["blake3", "sha2-256"]
 MULTIHASH_CODES: dict[str, int] = {"blake3": BLAKE3, "sha2-256": SHA2_256}
@@ -45,26 +42,6 @@ class ContentDigest:
 
     def __str__(self) -> str:
         return f"{self.algorithm}:{self.value.hex()}"
-
-
-class Hasher:
-    """Computes a :class:`ContentDigest` as bytes flow through ``update``."""
-
-    def __init__(self, algorithm: DigestAlgorithm = "blake3") -> None:
-        if algorithm not in MULTIHASH_CODES:
-            raise InvalidArgumentError(
-                f"digest algorithm must be blake3 or sha2-256, got {algorithm!r}"
-            )
-        self.algorithm: DigestAlgorithm = algorithm
-        self._state: Any = blake3.blake3() if algorithm == "blake3" else hashlib.sha256()
-        self.size = 0
-
-    def update(self, chunk: bytes | bytearray | memoryview) -> None:
-        self._state.update(chunk)
-        self.size += len(chunk)
-
-    def digest(self) -> ContentDigest:
-        return ContentDigest(self.algorithm, self._state.digest())
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ __all__ = [
     "PickledCID",
     "cid_from_bytes",
     "cid_from_text",
-    "cid_to_bytes",
     "coerce_cid",
     "freeze_id",
     "make_cid",
@@ -126,11 +125,6 @@ def coerce_cid(
     if owner is not None:
         raise TypeError(f"{owner} ids are CIDs, got {kind}: {value!r}")
     raise TypeError(f"{what} must be a CID or its text, got {kind}")
-
-
-def cid_to_bytes(cid: CID) -> bytes:
-    """The binary form of ``cid`` (what DAG-CBOR tag 42 wraps, minus 0x00)."""
-    return bytes(cid)
 
 
 def make_cid(codec_code: int, mh: bytes) -> CID:

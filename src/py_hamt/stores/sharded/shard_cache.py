@@ -74,13 +74,6 @@ class ShardCache:
         self.nbytes += shard.nbytes
         return shard
 
-    def replace(self, key: tuple[str, int], shard: Shard) -> None:
-        old = self._shards.pop(key, None)
-        if old is not None:
-            self.nbytes -= old.nbytes
-        self._shards[key] = shard
-        self.nbytes += shard.nbytes
-
     def grew(self, delta: int) -> None:
         self.nbytes += delta
 
