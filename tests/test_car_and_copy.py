@@ -154,11 +154,20 @@ async def test_malformed_cars_are_format_errors(tmp_path: Path, car: bytes, mess
 
 # ------------------------------------------------------------------- copy
 class FailingAfter(LocalCAS):
-    """A destination that dies after ``n`` writes, as an interrupted copy would."""
+    """A destination that dies after ``n`` writes, as an interrupted copy would.
+
+    It writes in the calling thread, so no write is still in flight (in a
+    worker thread) when it fails, and the count of blocks left is exact.
+    """
 
     def __init__(self, path: Path, n: int) -> None:
         super().__init__(path)
         self.left = n
+
+    async def _store(self, cid: CID, data: bytes) -> None:
+        final = self._file(bytes(cid.digest))
+        if not final.exists():
+            self._write_atomic(final, data)
 
     async def put_block(self, cid: CID, data: bytes) -> Any:
         if self.left == 0:
