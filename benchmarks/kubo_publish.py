@@ -18,9 +18,9 @@ import asyncio
 import json
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
+import ipfs_endpoints  # a sibling module: these run as scripts
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -103,15 +103,11 @@ async def publish(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rpc", default="http://127.0.0.1:5001")
-    p.add_argument("--gateway", default="http://127.0.0.1:8080")
-    p.add_argument("--endpoints", type=Path, help="an endpoints.env from shared/ipfs-node")
+    ipfs_endpoints.add_arguments(p)
     p.add_argument("--time-steps", type=int, default=365)
     p.add_argument("--concurrency", type=int, default=32)
     args = p.parse_args()
-    if args.endpoints:
-        env = dict(ln.split("=", 1) for ln in args.endpoints.read_text().splitlines() if "=" in ln)
-        args.rpc, args.gateway = env["IPFS_RPC"], env["IPFS_GATEWAY"]
+    ipfs_endpoints.resolve(args)
     warnings.filterwarnings("ignore", message="Consolidated metadata")
     print(json.dumps(asyncio.run(publish(args)), indent=2))
 

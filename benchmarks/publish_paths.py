@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import ipfs_endpoints  # a sibling module: these run as scripts
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -111,14 +112,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def cli() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rpc", default="http://127.0.0.1:5001")
-    p.add_argument("--gateway", default="http://127.0.0.1:8080")
-    p.add_argument("--endpoints", type=Path)
+    ipfs_endpoints.add_arguments(p)
     p.add_argument("--time-steps", type=int, default=1460)
     args = p.parse_args()
-    if args.endpoints:
-        env = dict(ln.split("=", 1) for ln in args.endpoints.read_text().splitlines() if "=" in ln)
-        args.rpc, args.gateway = env["IPFS_RPC"], env["IPFS_GATEWAY"]
+    ipfs_endpoints.resolve(args)
     warnings.filterwarnings("ignore", message="Consolidated metadata")
     print(json.dumps(asyncio.run(main(args)), indent=2))
 

@@ -415,29 +415,18 @@ class KuboCAS(ContentAddressedStore):
             self._verified.move_to_end(cid)
             return cached
         url = self._url(cid)
-        response = await send_with_retries(
-            self._pool,
-            self.retry,
-            "GET",
-            url,
-            block_id=cid,
-            not_found_is_missing_block=True,
-            headers={"Accept": _RAW_ACCEPT},
-        )
-        data = response.content
+        data = (await self._gateway_get(cid, {"Accept": _RAW_ACCEPT})).content
         self._verify(cid, data, url)
         if cache:
             self._remember(cid, data)
         return data
 
-    def _verify(self, cid: CID, data: bytes, url: str) -> None:
-        code, expected = split_multihash(bytes(cid.digest))
+    @staticmethod
+    def _verify(cid: CID, data: bytes, url: str) -> None:
         try:
-            actual = digest_for(code, data)
-        except ValueError as exc:
-            raise IntegrityError(f"cannot verify {cid} from {url}: {exc}", cid) from exc
-        if actual[: len(expected)] != expected:
-            raise IntegrityError(f"{url} returned {len(data)} bytes that do not hash to {cid}", cid)
+            verify_block(cid, data)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{url}: {exc}", cid) from exc
 
     def _remember(self, cid: CID, data: bytes) -> None:
         if len(data) > self._verified_limit:
@@ -448,16 +437,20 @@ class KuboCAS(ContentAddressedStore):
             _, dropped = self._verified.popitem(last=False)
             self._verified_bytes -= len(dropped)
 
-    async def _file(self, cid: CID) -> bytes:
-        response = await send_with_retries(
+    async def _gateway_get(self, cid: CID, headers: dict[str, str] | None = None) -> httpx.Response:
+        """GET ``{gateway}/ipfs/{cid}``; a 404 is ``BlockNotFoundError``."""
+        return await send_with_retries(
             self._pool,
             self.retry,
             "GET",
             self._url(cid),
             block_id=cid,
             not_found_is_missing_block=True,
+            headers=headers or {},
         )
-        return response.content
+
+    async def _file(self, cid: CID) -> bytes:
+        return (await self._gateway_get(cid)).content
 
     async def _ranged(
         self,
@@ -469,14 +462,8 @@ class KuboCAS(ContentAddressedStore):
     ) -> bytes:
         url = self._url(cid)
         try:
-            response = await send_with_retries(
-                self._pool,
-                self.retry,
-                "GET",
-                url,
-                block_id=cid,
-                not_found_is_missing_block=True,
-                headers={"Range": _range_header(offset, length, suffix)},
+            response = await self._gateway_get(
+                cid, {"Range": _range_header(offset, length, suffix)}
             )
         except HTTPStatusError as exc:
             if exc.status_code == 416:  # the range starts past the end

@@ -108,26 +108,23 @@ async def import_car(
         stream = source
     try:
         reader = CARReader(stream)
-        blocks = []
-        for cid, data in reader:
-            verify_block(cid, data)
-            blocks.append((cid, data))
+        blocks = [(cid, data, verify_block(cid, data)) for cid, data in reader]
     except CARFormatError as exc:
         raise CARFormatError(f"{name}{exc}") from exc
     done = ImportReport(list(reader.roots))
     if isinstance(cas, KuboCAS):
         body = io.BytesIO()
         body.write(encode_header(reader.roots))
-        for cid, data in blocks:
+        for cid, data, _ in blocks:
             body.write(encode_section(cid, data))
         await cas.import_car(body.getvalue())
-        for cid, data in blocks:
-            done.results.append(WriteResult(id=cid, size=len(data), digest=verify_block(cid, data)))
+        for cid, data, digest in blocks:
+            done.results.append(WriteResult(id=cid, size=len(data), digest=digest))
             done.blocks += 1
             done.bytes += len(data)
         report(progress, Progress(done.blocks, len(blocks), "blocks", done.bytes))
         return done
-    for cid, data in blocks:
+    for cid, data, _ in blocks:
         done.results.append(await cas.put_block(cid, data))
         done.blocks += 1
         done.bytes += len(data)

@@ -11,7 +11,7 @@ from multiformats import CID
 
 from py_hamt.cas.base import ContentAddressedStore, verify_block
 from py_hamt.cas.kubo import KuboCAS
-from py_hamt.cas.write_result import WriteResult
+from py_hamt.cas.write_result import ContentDigest, WriteResult
 from py_hamt.codec.car import encode_header, encode_section
 from py_hamt.errors import InvalidArgumentError
 from py_hamt.jobs.dag import links
@@ -67,7 +67,7 @@ class _Copier:
         self.record = record
         self.seen: set[bytes] = set()
         self.present: set[bytes] | None = None  # a Kubo destination's local set
-        self.car_batch: list[tuple[CID, bytes]] = []
+        self.car_batch: list[tuple[CID, bytes, ContentDigest]] = []
         self.car_bytes = 0
         self.kubo = destination if isinstance(destination, KuboCAS) else None
 
@@ -84,20 +84,20 @@ class _Copier:
         async with self.limit:
             present = await self._dst_has(cid)
             data = None
+            digest = None
             # A present raw leaf needs nothing; anything else is read (from the
             # source, which is what is being walked) and verified.
             if not present or cid.codec.name != "raw":
                 data = await self.src.load(self.src.cid_to_id(cid))
-                verify_block(cid, data)
+                digest = verify_block(cid, data)
         children = links(cid, data) if data is not None else []
         if children:
             await asyncio.gather(*(self.visit(child) for child in children))
         # Children are in place (or queued ahead): now this block.
-        to_write = None if present else data
-        if to_write is None:
+        if present or data is None or digest is None:
             self.report.skipped += 1
         else:
-            await self._write(cid, to_write)
+            await self._write(cid, data, digest)
         report(
             self.progress,
             Progress(
@@ -108,9 +108,9 @@ class _Copier:
             ),
         )
 
-    async def _write(self, cid: CID, data: bytes) -> None:
+    async def _write(self, cid: CID, data: bytes, digest: ContentDigest) -> None:
         if self.kubo is not None:
-            self.car_batch.append((cid, data))
+            self.car_batch.append((cid, data, digest))
             self.car_bytes += len(data)
             if self.car_bytes >= _CAR_BATCH_BYTES and cid != self.root:
                 await self._flush_car()
@@ -132,12 +132,11 @@ class _Copier:
         batch, self.car_batch, self.car_bytes = self.car_batch, [], 0
         out = io.BytesIO()
         out.write(encode_header([batch[-1][0]]))
-        for cid, data in batch:
+        for cid, data, _ in batch:
             out.write(encode_section(cid, data))
         await self.kubo.import_car(out.getvalue())
-        for cid, data in batch:
-            result = WriteResult(id=cid, size=len(data), digest=verify_block(cid, data))
-            self._count(cid, len(data), result)
+        for cid, data, digest in batch:
+            self._count(cid, len(data), WriteResult(id=cid, size=len(data), digest=digest))
 
     async def run(self) -> CopyReport:
         if self.kubo is not None:
