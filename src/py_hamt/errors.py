@@ -8,6 +8,7 @@ and each also inherits the builtin a caller would naturally catch, so that
     ├── KeyNotFoundError        (KeyError)    a key is absent from a HAMT
     ├── BlockNotFoundError      (KeyError)    a store has no block under an id
     ├── InvalidArgumentError    (ValueError)  bad configuration or arguments
+    │   ├── InvalidTypeError    (TypeError)   an argument of the wrong type
     │   └── HashExhaustedError                the hash ran out of levels
     ├── ReadOnlyError           (ValueError)  a write on a read-only HAMT or store
     ├── NotCommittedError       (RuntimeError) a root id asked for before a commit
@@ -17,6 +18,10 @@ and each also inherits the builtin a caller would naturally catch, so that
     │   └── HTTPStatusError                         an error status, after any retries
     └── IntegrityError                        bytes do not match what was promised
         ├── MalformedNodeError  (ValueError)  a block is not the structure expected
+        │   └── AmbiguousLayoutError          a root leaves a key's owner undecidable
+        ├── CARFormatError      (ValueError)  a CAR file is not well formed
+        ├── GatewayContentMismatch            a gateway's bytes do not hash to the CID
+        │   └── GatewayContentUnverifiable    the bytes could not be checked at all
         └── DecryptionError                   wrong key or header, or tampered bytes
 
 Messages always name the key, id or argument at fault.
@@ -25,7 +30,12 @@ Messages always name the key, id or argument at fault.
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousLayoutError",
     "BlockNotFoundError",
+    "CARFormatError",
+    "GatewayContentMismatch",
+    "GatewayContentUnverifiable",
+    "InvalidTypeError",
     "DecryptionError",
     "HashExhaustedError",
     "IntegrityError",
@@ -72,6 +82,10 @@ class BlockNotFoundError(PyHamtError, KeyError):
 
 class InvalidArgumentError(PyHamtError, ValueError):
     """An argument or a combination of arguments is not valid."""
+
+
+class InvalidTypeError(InvalidArgumentError, TypeError):
+    """An argument is of the wrong type (also a ``TypeError``)."""
 
 
 class HashExhaustedError(InvalidArgumentError):
@@ -130,6 +144,30 @@ class IntegrityError(PyHamtError):
 class MalformedNodeError(IntegrityError, ValueError):
     """A block that should be a HAMT node, sharded root or shard does not
     decode as one."""
+
+
+class AmbiguousLayoutError(MalformedNodeError):
+    """A root does not say which array owns a key, so any answer would be a
+    guess (for example a ``sharded_zarr_v1`` root from before py-hamt 3.6 with
+    two data variables on its single chunk grid). Nothing is returned."""
+
+
+class CARFormatError(IntegrityError, ValueError):
+    """A CAR file is truncated, malformed, or holds a block that does not
+    match its CID."""
+
+
+class GatewayContentMismatch(IntegrityError):
+    """A gateway answered with bytes that do not hash to the CID asked for.
+
+    Named as in py-hamt 3.6. With several gateways this counts as that
+    gateway failing; the bytes are never returned."""
+
+
+class GatewayContentUnverifiable(GatewayContentMismatch):
+    """The bytes could not be checked against the CID (an unsupported hash
+    function, for example). Treated like a mismatch: unproven bytes are
+    never returned."""
 
 
 class DecryptionError(IntegrityError):
