@@ -17,12 +17,17 @@ from py_hamt.cas.local import LocalCAS
 from py_hamt.cas.memory import InMemoryCAS
 from py_hamt.cas.write_result import ContentDigest, WriteResult
 from py_hamt.errors import (
+    AmbiguousLayoutError,
     BlockNotFoundError,
+    CARFormatError,
     DecryptionError,
+    GatewayContentMismatch,
+    GatewayContentUnverifiable,
     HashExhaustedError,
     HTTPStatusError,
     IntegrityError,
     InvalidArgumentError,
+    InvalidTypeError,
     KeyNotFoundError,
     MalformedNodeError,
     NodeUnreachableError,
@@ -38,7 +43,7 @@ from py_hamt.jobs.copy import CopyReport, copy_dag
 from py_hamt.jobs.progress import Progress
 from py_hamt.stores.encrypted_store import SimpleEncryptedZarrHAMTStore
 from py_hamt.stores.hamt_store import ZarrHAMTStore
-from py_hamt.stores.sharded import ShardedZarrStore
+from py_hamt.stores.sharded import ShardedZarrStore, ShardedZarrV1DeprecationWarning, ShardReadMode
 from py_hamt.trie.hamt import HAMT
 from py_hamt.trie.hashing import blake3_hashfn
 
@@ -60,15 +65,20 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "HAMT",
+    "AmbiguousLayoutError",
     "BlockNotFoundError",
+    "CARFormatError",
     "ContentAddressedStore",
     "ContentDigest",
     "CopyReport",
     "DecryptionError",
+    "GatewayContentMismatch",
+    "GatewayContentUnverifiable",
     "HashExhaustedError",
     "InMemoryCAS",
     "IntegrityError",
     "InvalidArgumentError",
+    "InvalidTypeError",
     "KeyNotFoundError",
     "KuboCAS",
     "LocalCAS",
@@ -79,7 +89,9 @@ __all__ = [
     "PyHamtError",
     "ReadOnlyError",
     "RequestTimeoutError",
+    "ShardReadMode",
     "ShardedZarrStore",
+    "ShardedZarrV1DeprecationWarning",
     "SimpleEncryptedZarrHAMTStore",
     "TransportError",
     "WriteResult",

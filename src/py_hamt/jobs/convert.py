@@ -1,12 +1,11 @@
-"""HAMT dataset -> ShardedZarrStore, by pointer."""
+"""HAMT dataset -> ShardedZarrStore (``sharded_zarr_v2``, as py-hamt 3.6's
+converter writes), by pointer."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from multiformats import CID
 
@@ -15,6 +14,7 @@ from py_hamt.cas.write_result import WriteResult
 from py_hamt.errors import InvalidArgumentError
 from py_hamt.jobs.progress import Progress, ProgressCallback, report
 from py_hamt.stores.sharded import ShardedZarrStore
+from py_hamt.stores.sharded.layout import MANIFEST_V2
 from py_hamt.stores.sharded.store import DEFAULT_MAX_CACHE_MEMORY_BYTES
 from py_hamt.trie.hamt import HAMT
 
@@ -33,25 +33,6 @@ def resolve_root(cas: ContentAddressedStore, root: IPLDKind) -> IPLDKind:
     if isinstance(root, CID):
         return cas.cid_to_id(root)
     return root
-
-
-def _main_grid(documents: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Shape and chunk shape of the largest array: the store-level grid."""
-    best: tuple[int, tuple[int, ...], tuple[int, ...]] | None = None
-    for doc in documents.values():
-        if not isinstance(doc, dict) or doc.get("node_type") != "array":
-            continue
-        try:
-            shape = tuple(int(s) for s in doc["shape"])
-            chunks = tuple(int(c) for c in doc["chunk_grid"]["configuration"]["chunk_shape"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        size = math.prod(shape)
-        if best is None or size > best[0]:
-            best = (size, shape, chunks)
-    if best is None:
-        return (0,), (1,)
-    return best[1], best[2]
 
 
 async def convert_hamt_to_sharded(
@@ -93,15 +74,12 @@ async def convert_hamt_to_sharded(
             f"HAMT {hamt_root_cid} holds no zarr.json: it is not a Zarr dataset"
         )
     documents_keys = [k for k in keys if k.endswith("zarr.json")]
-    documents = {k: json.loads(await hamt.get(k)) for k in documents_keys}
-    shape, chunk_shape = _main_grid(documents)
     store = await ShardedZarrStore.open(
         cas,
         False,
-        array_shape=shape,
-        chunk_shape=chunk_shape,
         chunks_per_shard=chunks_per_shard,
         max_cache_memory_bytes=max_cache_memory_bytes,
+        manifest_version=MANIFEST_V2,
     )
     # Documents first, so every array's grid is known before its chunks.
     ordered = documents_keys + [k for k in keys if not k.endswith("zarr.json")]
