@@ -44,3 +44,38 @@ def test_package_is_typed() -> None:
     from pathlib import Path
 
     assert Path(py_hamt.__file__).with_name("py.typed").is_file()
+
+
+def test_py_hamt_3x_module_paths_are_aliases_of_the_public_names() -> None:
+    import importlib
+
+    expected = {
+        "py_hamt.hamt": ["HAMT", "blake3_hashfn"],
+        "py_hamt.store_httpx": [
+            "ContentAddressedStore",
+            "InMemoryCAS",
+            "KuboCAS",
+            "GatewayContentMismatch",
+            "GatewayContentUnverifiable",
+        ],
+        "py_hamt.zarr_hamt_store": ["ZarrHAMTStore"],
+        "py_hamt.encryption_hamt_store": ["SimpleEncryptedZarrHAMTStore"],
+        "py_hamt.sharded_zarr_store": [
+            "ShardedZarrStore",
+            "ShardReadMode",
+            "ShardedZarrV1DeprecationWarning",
+        ],
+        "py_hamt.hamt_to_sharded_converter": ["convert_hamt_to_sharded", "sharded_converter_cli"],
+    }
+    for module_name, names in expected.items():
+        module = importlib.import_module(module_name)
+        assert sorted(module.__all__) == sorted(names), module_name
+        for name in names:
+            assert getattr(module, name) is getattr(py_hamt, name), f"{module_name}.{name}"
+
+
+def test_py_hamt_36_names_are_exported_and_its_errors_sit_in_the_tree() -> None:
+    assert issubclass(py_hamt.GatewayContentMismatch, py_hamt.IntegrityError)
+    assert issubclass(py_hamt.GatewayContentUnverifiable, py_hamt.GatewayContentMismatch)
+    assert issubclass(py_hamt.ShardedZarrV1DeprecationWarning, FutureWarning)
+    assert issubclass(py_hamt.AmbiguousLayoutError, py_hamt.MalformedNodeError)

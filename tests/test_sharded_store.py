@@ -14,7 +14,6 @@ import xarray as xr
 from dask.base import tokenize
 from multiformats import CID
 from zarr.core.buffer import cpu, default_buffer_prototype
-from zarr.storage import MemoryStore
 from zarr.testing.store import StoreTests
 
 from py_hamt import (
@@ -317,89 +316,6 @@ async def test_graft_rejects_a_mismatched_chunk_shape() -> None:
         InvalidArgumentError, match=r"array 'temperature': chunk shape \(6, 18, 24\)"
     ):
         await main.graft_store(await other.flush(), (0, 0, 0))
-
-
-# ------------------------------------------------------------- v1 roots
-def v1_root_blocks(
-    ds: xr.Dataset, encoding: dict[str, Any], grid: dict[str, Any]
-) -> tuple[dict[CID, bytes], CID]:
-    """A sharded_zarr_v1 dataset built straight from the spec's layout."""
-    memory: dict[str, Any] = {}
-    ds.to_zarr(store=MemoryStore(memory), mode="w", zarr_format=3, encoding=encoding)
-    from multiformats import multihash
-
-    b3 = multihash.get("blake3")
-    blocks: dict[CID, bytes] = {}
-
-    def put(data: bytes, codec: str) -> CID:
-        cid = CID("base32", 1, codec, b3.digest(data, size=32))
-        blocks[cid] = data
-        return cid
-
-    shape, chunks, n = grid["array_shape"], grid["chunk_shape"], grid["chunks_per_shard"]
-    per_dim = [-(-s // c) for s, c in zip(shape, chunks, strict=True)]
-    total = int(np.prod(per_dim))
-    slots: list[CID | None] = [None] * total
-    metadata: dict[str, CID] = {}
-    for key, buf in memory.items():
-        cid = put(buf.to_bytes(), "raw")
-        name = key.rsplit("/c/", 1)[0].rsplit("/", 1)[-1]
-        if (
-            key.endswith(".json")
-            or "/c/" not in key
-            or name in {"time", "lat", "lon", "latitude", "longitude"}
-        ):
-            metadata[key] = cid
-            continue
-        coords = [int(p) for p in key.rsplit("/c/", 1)[1].split("/")]
-        slots[int(np.ravel_multi_index(coords, per_dim))] = cid
-    shard_cids = []
-    for i in range(0, total, n):
-        part = slots[i : i + n] + [None] * max(0, i + n - total)
-        shard_cids.append(put(dag_cbor.encode(part), "dag-cbor"))
-    root = {
-        "manifest_version": "sharded_zarr_v1",
-        "metadata": metadata,
-        "chunks": {
-            "array_shape": list(shape),
-            "chunk_shape": list(chunks),
-            "sharding_config": {"chunks_per_shard": n},
-            "shard_cids": shard_cids,
-        },
-    }
-    return blocks, put(dag_cbor.encode(root), "dag-cbor")
-
-
-async def test_reads_a_v1_root_as_py_hamt_3_wrote_it() -> None:
-    ds = climate_dataset(n_time=24)[["temperature"]]
-    cas = CIDCAS()
-    blocks, root = v1_root_blocks(
-        ds, {"temperature": {"chunks": (12, 18, 24)}}, {**GRID, "array_shape": (24, 36, 72)}
-    )
-    cas.blocks.update(blocks)
-    ro = await ShardedZarrStore.open(cas, True, str(root))
-    xr.testing.assert_identical(xr.open_zarr(ro, chunks=None).load(), ds)
-    assert sorted([k async for k in ro.list()]) == sorted(
-        k for k in (await ro._manifest()).metadata
-    )
-
-
-async def test_a_v1_root_opened_for_writing_is_upgraded_to_v2() -> None:
-    ds = climate_dataset(n_time=24)[["temperature"]]
-    cas = CIDCAS()
-    blocks, root = v1_root_blocks(
-        ds, {"temperature": {"chunks": (12, 18, 24)}}, {**GRID, "array_shape": (24, 36, 72)}
-    )
-    cas.blocks.update(blocks)
-    writer = await ShardedZarrStore.open(cas, False, root)
-    more = climate_dataset(n_time=36)[["temperature"]]
-    more.isel(time=slice(24, 36)).to_zarr(store=writer, append_dim="time", zarr_format=3)
-    new_root = await writer.flush()
-    assert (
-        dag_cbor.decode(cas.blocks[CID.decode(new_root)])["manifest_version"] == "sharded_zarr_v2"
-    )
-    back = xr.open_zarr(await ShardedZarrStore.open(cas, True, new_root), chunks=None).load()
-    xr.testing.assert_identical(back, more)
 
 
 # ------------------------------------------------------- memory and commits

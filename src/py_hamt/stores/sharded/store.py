@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Final
+from typing import Any
 
 from multiformats import CID
 from zarr.abc.store import ByteRequest, Store
@@ -16,23 +16,21 @@ from py_hamt.cas.write_result import WriteResult
 from py_hamt.codec.cids import coerce_cid, freeze_id, thaw_id
 from py_hamt.errors import InvalidArgumentError, InvalidTypeError, NotCommittedError, ReadOnlyError
 from py_hamt.stores.byte_ranges import to_hamt_range
-from py_hamt.stores.sharded import edits, legacy, listing
-from py_hamt.stores.sharded.grid import ChunkGrid
-from py_hamt.stores.sharded.layout import MANIFEST_V1, MANIFEST_V2, V1_GRID, ArrayIndex, Manifest
+from py_hamt.stores.sharded import listing
+from py_hamt.stores.sharded.editing import EditingMixin
+from py_hamt.stores.sharded.layout import Manifest
+from py_hamt.stores.sharded.opening import (
+    DEFAULT_MAX_CACHE_MEMORY_BYTES,
+    READ_MODES,
+    ShardedZarrV1DeprecationWarning,
+    new_manifest,
+)
 from py_hamt.stores.sharded.routing import METADATA_SUFFIXES
 from py_hamt.stores.sharded.session import Session, ShardReadMode
 from py_hamt.stores.sharded.shard_cache import ShardCache
 from py_hamt.stores.store_mixin import StoreMixin
 
 __all__ = ["DEFAULT_MAX_CACHE_MEMORY_BYTES", "ShardedZarrStore", "ShardedZarrV1DeprecationWarning"]
-
-DEFAULT_MAX_CACHE_MEMORY_BYTES: Final = 100 * 2**20
-_READ_MODES: Final = ("full", "sparse", "auto")
-
-
-class ShardedZarrV1DeprecationWarning(FutureWarning):
-    """Emitted when a store writes ``sharded_zarr_v1`` (as py-hamt 3.6 does).
-    Reading v1 roots stays supported and does not warn."""
 
 
 def _unpickle(
@@ -47,54 +45,7 @@ def _unpickle(
     )
 
 
-def _positive_int(value: object, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InvalidArgumentError(f"{name} must be an int > 0, got {value!r}")
-    return value
-
-
-def _new_manifest(
-    manifest_version: str | None,
-    array_shape: Sequence[int] | None,
-    chunk_shape: Sequence[int] | None,
-    chunks_per_shard: object,
-    primary_array_path: str,
-) -> Manifest:
-    if manifest_version not in (None, MANIFEST_V1, MANIFEST_V2):
-        raise InvalidArgumentError(
-            f"manifest_version must be {MANIFEST_V1!r}, {MANIFEST_V2!r} or None, "
-            f"got {manifest_version!r}"
-        )
-    if (array_shape is None) != (chunk_shape is None):
-        raise InvalidArgumentError("array_shape and chunk_shape go together: give both or neither")
-    per_shard = _positive_int(chunks_per_shard, "chunks_per_shard")
-    primary = primary_array_path.strip("/")
-    grid = None
-    if array_shape is not None and chunk_shape is not None:
-        grid = ChunkGrid(tuple(array_shape), tuple(chunk_shape), per_shard)
-    if manifest_version == MANIFEST_V1:
-        if grid is None:
-            raise InvalidArgumentError(
-                "a new sharded_zarr_v1 store needs array_shape and chunk_shape"
-            )
-        warnings.warn(
-            "writing sharded_zarr_v1, which holds one gridded array; "
-            "sharded_zarr_v2 (the default) keeps every array apart",
-            ShardedZarrV1DeprecationWarning,
-            stacklevel=4,
-        )
-        return Manifest(
-            MANIFEST_V1,
-            per_shard,
-            arrays={V1_GRID: ArrayIndex.empty(grid)},
-            primary=primary or None,
-            primary_recorded=bool(primary),
-        )
-    arrays = {primary: ArrayIndex.empty(grid)} if grid is not None else {}
-    return Manifest(MANIFEST_V2, per_shard, arrays=arrays)
-
-
-class ShardedZarrStore(StoreMixin, Store):
+class ShardedZarrStore(EditingMixin, StoreMixin, Store):
     """Zarr v3 keys over a CAS, with chunk CIDs packed into shards.
 
     Create with ``await ShardedZarrStore.open(...)``; commit with
@@ -162,9 +113,9 @@ class ShardedZarrStore(StoreMixin, Store):
             raise InvalidArgumentError(
                 f"max_cache_memory_bytes must be an int >= 0, got {max_cache_memory_bytes!r}"
             )
-        if shard_read_mode not in _READ_MODES:
+        if shard_read_mode not in READ_MODES:
             raise InvalidArgumentError(
-                f"shard_read_mode must be one of {_READ_MODES}, got {shard_read_mode!r}"
+                f"shard_read_mode must be one of {READ_MODES}, got {shard_read_mode!r}"
             )
         self._session = Session(cas, ShardCache(max_cache_memory_bytes), shard_read_mode)
         if root_cid is not None:
@@ -172,7 +123,7 @@ class ShardedZarrStore(StoreMixin, Store):
             return
         if read_only:
             raise InvalidArgumentError("a read-only ShardedZarrStore needs root_cid")
-        self._session.manifest = _new_manifest(
+        self._session.manifest = new_manifest(
             manifest_version, array_shape, chunk_shape, chunks_per_shard, primary_array_path
         )
         self._session.dirty_root = True
@@ -389,75 +340,12 @@ class ShardedZarrStore(StoreMixin, Store):
         self._check_writable()
         await self._session.delete(key)
 
-    async def delete_dir(self, prefix: str) -> None:
-        """Remove every key under ``prefix`` and the chunk indexes of the
-        arrays there (``""``: everything)."""
-        self._check_writable()
-        await edits.delete_dir(self._session, prefix)
-
-    async def clear(self) -> None:
-        """Remove every key (commit with :meth:`flush`)."""
-        self._check_writable()
-        await edits.clear(self._session)
-
     async def flush(self) -> str:
         """Write changed shards, then the root; return the root CID as text.
 
         Nothing changed: the current root is returned without writing.
         """
         return str(await self._session.commit())
-
-    # ------------------------------------------------------------ editing
-    async def graft_store(
-        self,
-        root_cid: CID | str,
-        chunk_offset: Sequence[int],
-        *,
-        source_array_path: str | None = None,
-        target_array_path: str | None = None,
-    ) -> dict[str, int]:
-        """Splice another sharded root's chunks into this store, shifted by
-        ``chunk_offset`` (in chunks), by pointer: no chunk is read or written.
-
-        With ``source_array_path`` (and optionally ``target_array_path``),
-        that one array; otherwise every array both stores have with the
-        offset's rank. Returns the number of chunks grafted per array.
-
-        Raises:
-            InvalidArgumentError: a named array is missing, the offset's rank
-                differs from it, or the chunk shapes differ.
-        """
-        self._check_writable()
-        other = await ShardedZarrStore.open(self._session.cas, True, root_cid)
-        return await edits.graft(
-            self._session,
-            other._session,
-            chunk_offset,
-            source_array_path=source_array_path,
-            target_array_path=target_array_path,
-        )
-
-    async def resize_store(
-        self, new_shape: Sequence[int], *, array_path: str | None = None
-    ) -> None:
-        """Resize chunk indexes: ``array_path``'s, or a v1 grid, or in v2
-        every array with the largest array's shape. ``zarr.json`` is not
-        touched (see :meth:`resize_variable`)."""
-        self._check_writable()
-        await edits.resize_store(self._session, new_shape, array_path=array_path)
-
-    async def resize_variable(self, name: str, new_shape: Sequence[int]) -> None:
-        """Set ``<name>/zarr.json``'s shape (and consolidated metadata's);
-        the chunk index follows. ``KeyNotFoundError`` if there is no such array."""
-        self._check_writable()
-        await edits.resize_variable(self._session, name, new_shape)
-
-    async def migrate_v1_to_v2(self, primary_array_path: str) -> str:
-        """Rewrite a ``sharded_zarr_v1`` root as v2 (py-hamt 3.6's migration):
-        the grid becomes ``primary_array_path``'s index. Commits and returns
-        the new root CID."""
-        self._check_writable()
-        return str(await legacy.migrate_v1_to_v2(self._session, primary_array_path))
 
     # ---------------------------------------------------------------- listing
     async def list(self) -> AsyncIterator[str]:
