@@ -31,14 +31,8 @@ def _indexes(manifest: Manifest) -> list[tuple[str, str, ArrayIndex]]:
 async def _chunk_keys(
     session: Session, key: str, path: str, index: ArrayIndex
 ) -> AsyncIterator[str]:
-    for shard_no in range(index.grid.num_shards):
-        if index.shard_cids[shard_no] is None and session.cache.get((key, shard_no)) is None:
-            continue
-        shard = await session.shard(key, index, shard_no)
-        base = shard_no * index.grid.chunks_per_shard
-        for slot, raw in enumerate(list(shard.entries)):
-            if raw is not None and base + slot < index.grid.total_chunks:
-                yield index.grid.chunk_key(path, index.grid.coords(base + slot))
+    async for linear, _ in session.entries(key, index):
+        yield index.grid.chunk_key(path, index.grid.coords(linear))
 
 
 async def list_keys(session: Session) -> AsyncIterator[str]:

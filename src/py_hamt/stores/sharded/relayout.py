@@ -92,16 +92,7 @@ async def chunk_pointers(
     session: Session, key: str, index: ArrayIndex
 ) -> dict[tuple[int, ...], bytes]:
     """Every chunk an index points at, by grid coordinates."""
-    pointers: dict[tuple[int, ...], bytes] = {}
-    for shard_no in range(index.grid.num_shards):
-        if index.shard_cids[shard_no] is None and session.cache.get((key, shard_no)) is None:
-            continue
-        shard = await session.shard(key, index, shard_no)
-        base = shard_no * index.grid.chunks_per_shard
-        for slot, raw in enumerate(list(shard.entries)):
-            if raw is not None and base + slot < index.grid.total_chunks:
-                pointers[index.grid.coords(base + slot)] = raw
-    return pointers
+    return {index.grid.coords(linear): raw async for linear, raw in session.entries(key, index)}
 
 
 async def _place(

@@ -5,7 +5,7 @@ views made by ``with_read_only`` share it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -128,6 +128,19 @@ class Session:
             if current == cid:
                 # Another task may have changed a cached copy meanwhile: it wins.
                 return self.cache.put(key, Shard(entries))
+
+    async def entries(self, key: str, index: ArrayIndex) -> AsyncIterator[tuple[int, bytes]]:
+        """``(linear index, binary CID)`` of every chunk an index points at,
+        shard by shard; shards never written are skipped unloaded."""
+        per_shard = index.grid.chunks_per_shard
+        for shard_no in range(index.grid.num_shards):
+            if index.shard_cids[shard_no] is None and self.cache.get((key, shard_no)) is None:
+                continue
+            shard = await self.shard(key, index, shard_no)
+            for slot, raw in enumerate(list(shard.entries)):
+                linear = shard_no * per_shard + slot
+                if raw is not None and linear < index.grid.total_chunks:
+                    yield linear, raw
 
     async def _fetch(self, cid: CID, per_shard: int) -> list[bytes | None]:
         data = await self.cas.load(self.cas.cid_to_id(cid))
