@@ -165,9 +165,7 @@ class FailingAfter(LocalCAS):
         self.left = n
 
     async def _store(self, cid: CID, data: bytes) -> None:
-        final = self._file(bytes(cid.digest))
-        if not final.exists():
-            self._write_atomic(final, data)
+        self._store_sync(cid, data)
 
     async def put_block(self, cid: CID, data: bytes) -> Any:
         if self.left == 0:

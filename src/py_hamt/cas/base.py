@@ -1,16 +1,33 @@
-"""The contract every content-addressed store implements."""
+"""The contract every content-addressed store implements.
+
+A store implements two methods: :meth:`~ContentAddressedStore.put` (the one
+write) and :meth:`~ContentAddressedStore._load` (the one read). The public
+:meth:`~ContentAddressedStore.save` and :meth:`~ContentAddressedStore.load`
+are fixed wrappers here: ``save`` is ``put`` returning only the id, and
+``load`` checks its byte-range arguments once, for every store, before the
+store's ``_load`` sees them.
+
+Stores written for py-hamt 3.x implement ``save`` and ``load`` instead; such
+a class is adapted when it is defined (``put`` is built over its ``save``,
+``_load`` over its ``load``), so it keeps working unchanged.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from multiformats import CID
 
 from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
-from py_hamt.codec.cids import DAG_CBOR, RAW, make_cid
-from py_hamt.codec.multihash import digest_for, split_multihash
-from py_hamt.errors import IntegrityError, InvalidArgumentError, format_id
+from py_hamt.codec.cids import DAG_CBOR, RAW, coerce_cid, make_cid
+from py_hamt.codec.multihash import check_digest_size, hash_function, split_multihash
+from py_hamt.errors import (
+    IntegrityError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    format_id,
+)
 
 __all__ = [
     "Codec",
@@ -30,8 +47,12 @@ IPLDKind: TypeAlias = object
 def check_range(offset: int | None, length: int | None, suffix: int | None) -> None:
     """Reject byte-range arguments that do not describe one range.
 
-    ``offset`` and ``suffix`` are exclusive, and all three are non-negative.
-    ``length`` without ``offset`` reads from the start.
+    ``offset`` and ``suffix`` are exclusive, and all three are non-negative
+    ints (``bool`` is refused). ``length`` without ``offset`` reads from the
+    start. :meth:`ContentAddressedStore.load` calls this for every store.
+
+    Raises:
+        InvalidArgumentError: naming the argument at fault.
     """
     if suffix is not None and (offset is not None or length is not None):
         raise InvalidArgumentError(
@@ -88,35 +109,99 @@ def check_echo(block_id: object, client: ContentDigest) -> None:
 
 
 def verify_block(cid: CID, data: bytes) -> ContentDigest:
-    """Check ``data`` against ``cid``'s multihash; return that digest.
+    """Check ``data`` against ``cid``'s multihash; return that digest (the
+    hash function's standard length).
 
     Raises:
-        IntegrityError: a mismatch, or a hash function py_hamt cannot check.
+        IntegrityError: a mismatch, a truncated digest (which would prove
+            little), or a hash function py_hamt cannot check; the message
+            names the CID.
     """
-    code, expected = split_multihash(bytes(cid.digest))
     try:
-        actual = digest_for(code, data)
+        code, expected = split_multihash(bytes(cid.digest))
+        check_digest_size(code, len(expected))
+        fn = hash_function(code)
     except ValueError as exc:
         raise IntegrityError(f"cannot verify block {cid}: {exc}", cid) from exc
-    if actual[: len(expected)] != expected:
+    actual = fn.digest(data, len(expected))
+    if actual != expected:
         raise IntegrityError(f"{len(data)} bytes do not hash to {cid}", cid)
-    algorithm: DigestAlgorithm = "blake3" if code == 0x1E else "sha2-256"
-    return ContentDigest(algorithm, actual)
+    algorithm: DigestAlgorithm = "blake3" if fn.name == "blake3" else "sha2-256"
+    return ContentDigest(algorithm, actual[: fn.size])
+
+
+async def _put_via_save(
+    self: ContentAddressedStore,
+    data: bytes,
+    codec: Codec,
+    *,
+    digest: DigestAlgorithm = "blake3",
+) -> WriteResult:
+    """``put`` for a py-hamt 3.x store that implements ``save``.
+
+    The digest is computed here, over the bytes handed to ``save``. Where the
+    id carries a multihash of the same algorithm and the block is a single
+    block, the two must agree, or :class:`~py_hamt.errors.IntegrityError` is
+    raised.
+    """
+    data = bytes(data)
+    client = ContentDigest.of(data, digest)
+    block_id = await self.save(data, codec)
+    check_echo(block_id, client)
+    return WriteResult(id=block_id, size=len(data), digest=client)
+
+
+async def _load_via_load(
+    self: ContentAddressedStore,
+    id: IPLDKind,  # noqa: A002
+    offset: int | None,
+    length: int | None,
+    suffix: int | None,
+) -> bytes:
+    """``_load`` for a py-hamt 3.x store that implements ``load``."""
+    return await self.load(id, offset, length, suffix)
 
 
 class ContentAddressedStore(ABC):
     """Stores blocks by content and returns the id the content hashes to.
+
+    Subclasses implement :meth:`put` and :meth:`_load` (see the module
+    docstring); :meth:`save` and :meth:`load` are not meant to be overridden.
 
     Implementations must be safe for concurrent use from one event loop and
     must not bind themselves to a single loop: zarr drives stores from its own
     loop thread while users call ``asyncio.run`` around them.
     """
 
-    @abstractmethod
-    async def save(self, data: bytes, codec: Codec) -> IPLDKind:
-        """Store ``data`` and return its id (hashable, immutable, never None)."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A py-hamt 3.x store defines save/load; build the new hooks over them
+        # (before ABCMeta decides which methods are still abstract).
+        base = ContentAddressedStore
+        if "save" in cls.__dict__ and cls.put is base.put:
+            cls.put = _put_via_save  # type: ignore[method-assign]
+        if "load" in cls.__dict__ and cls._load is base._load:
+            cls._load = _load_via_load  # type: ignore[method-assign]
 
     @abstractmethod
+    async def put(
+        self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
+    ) -> WriteResult:
+        """Store ``data`` and return a :class:`WriteResult`: its id (hashable,
+        immutable, never None), its size and a client ``digest`` of the bytes
+        handed to the backend.
+
+        The one write every other write goes through. Where a backend's id
+        carries a multihash of the ``digest`` algorithm, the two must agree,
+        or :class:`~py_hamt.errors.IntegrityError` is raised and nothing is
+        returned.
+        """
+
+    async def save(self, data: bytes, codec: Codec) -> IPLDKind:
+        """Store ``data`` and return its id: :meth:`put`, without the result."""
+        result = await self.put(data, codec)
+        return result.id
+
     async def load(
         self,
         id: IPLDKind,  # noqa: A002 - the public name since py-hamt 3.x
@@ -127,29 +212,29 @@ class ContentAddressedStore(ABC):
         """Return the block's bytes, or the byte range asked for.
 
         ``offset`` + ``length`` reads ``data[offset:offset+length]``; ``offset``
-        alone reads to the end; ``suffix`` reads the last ``suffix`` bytes, and
-        ``suffix=0`` is empty.
+        alone reads to the end; ``length`` alone reads from the start;
+        ``suffix`` reads the last ``suffix`` bytes, and ``suffix=0`` is empty.
+        A range past the end is empty.
+
+        Raises:
+            InvalidArgumentError: a range that is not one range (checked here,
+                once, for every store: see :func:`check_range`).
+            BlockNotFoundError: the store has no such block (a ``KeyError``).
         """
+        if offset is not None or length is not None or suffix is not None:
+            check_range(offset, length, suffix)
+        return await self._load(id, offset, length, suffix)
 
-    async def put(
-        self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
-    ) -> WriteResult:
-        """:meth:`save`, returning a :class:`WriteResult` with a client digest.
-
-        This default calls :meth:`save`; a store may instead implement
-        ``put`` and have ``save`` call it (as the built-in stores do), so
-        that one method sees every write.
-
-        The digest is computed here, over the bytes handed to the backend.
-        Where the backend's id carries a multihash of the same algorithm and
-        the block is a single block, the two must agree, or
-        :class:`~py_hamt.errors.IntegrityError` is raised.
-        """
-        data = bytes(data)
-        client = ContentDigest.of(data, digest)
-        block_id = await self.save(data, codec)
-        check_echo(block_id, client)
-        return WriteResult(id=block_id, size=len(data), digest=client)
+    @abstractmethod
+    async def _load(
+        self,
+        id: IPLDKind,  # noqa: A002
+        offset: int | None,
+        length: int | None,
+        suffix: int | None,
+    ) -> bytes:
+        """:meth:`load`'s work, with a range already checked by
+        :func:`check_range` (all three ``None`` for the whole block)."""
 
     async def has(self, id: IPLDKind) -> bool:  # noqa: A002
         """Whether the store holds the block (without fetching it elsewhere)."""
@@ -164,11 +249,16 @@ class ContentAddressedStore(ABC):
         hashes to the CID's multihash. Used by copies and CAR imports.
 
         Raises:
-            IntegrityError: the bytes do not match ``cid``.
+            InvalidArgumentError: ``cid`` is not a CID or its digest is
+                truncated (shorter than its hash function's output).
+            IntegrityError: the bytes do not match ``cid``, or the store
+                cannot keep a block under its own CID.
         """
+        cid = coerce_cid(cid, "cid")
+        data = bytes(data)
         client = verify_block(cid, data)
         codec: Codec = "dag-cbor" if cid.codec.name == "dag-cbor" else "raw"
-        block_id = await self.save(data, codec)
+        block_id = (await self.put(data, codec)).id
         if self.id_to_cid(block_id, codec).digest != cid.digest:
             raise IntegrityError(
                 f"{type(self).__name__} stored {cid} under {format_id(block_id)}: "
@@ -182,7 +272,12 @@ class ContentAddressedStore(ABC):
 
         Structures that must hold CIDs (sharded roots and shards) use this.
         A CID is returned as is; ``bytes`` are taken as a multihash and
-        wrapped in a CIDv1 with ``codec``. Anything else is a ``TypeError``.
+        wrapped in a CIDv1 with ``codec``.
+
+        Raises:
+            InvalidTypeError: ``id`` is neither (or bytes that are not a
+                multihash); also a ``TypeError``.
+            InvalidArgumentError: the multihash's digest is truncated.
         """
         if isinstance(id, CID):
             return id
@@ -190,9 +285,12 @@ class ContentAddressedStore(ABC):
             try:
                 split_multihash(id)
             except ValueError as exc:
-                raise TypeError(f"id {id.hex()} is not a multihash: {exc}") from exc
-            return make_cid(DAG_CBOR if codec == "dag-cbor" else RAW, id)
-        raise TypeError(f"cannot name id of type {type(id).__name__} with a CID")
+                raise InvalidTypeError(f"id {id.hex()} is not a multihash: {exc}") from exc
+            try:
+                return make_cid(DAG_CBOR if codec == "dag-cbor" else RAW, id)
+            except ValueError as exc:
+                raise InvalidArgumentError(f"id {id.hex()}: {exc}") from exc
+        raise InvalidTypeError(f"cannot name id of type {type(id).__name__} with a CID")
 
     def cid_to_id(self, cid: CID) -> IPLDKind:
         """The id to :meth:`load` the block a CID names (the CID itself by default)."""

@@ -5,6 +5,15 @@ Retried: timeouts, connection errors (refused, reset, truncated bodies) and
 the statuses in :data:`RETRY_STATUSES`. Every other error status fails at
 once. After the last try the error is raised with the URL (and the id being
 fetched, if any) in its message, chained to the httpx exception.
+
+A total deadline (:attr:`RetryPolicy.total_timeout`) bounds the time a call
+that fetches or looks up a block (one made with a ``block_id``) may take
+across all its tries and waits: each try's timeouts are cut to the time
+left, and no retry starts (or is waited for) past the deadline. A block a
+gateway does not have, answered with 504s or not at all, therefore fails
+within ``total_timeout`` seconds, with a message saying the block is not
+available. Uploads, imports and pins are bounded by the per-request timeout
+and ``max_retries`` only, so a large upload is never cut short by it.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -24,6 +34,7 @@ from py_hamt.errors import (
     BlockNotFoundError,
     HTTPStatusError,
     InvalidArgumentError,
+    InvalidTypeError,
     NodeUnreachableError,
     RequestTimeoutError,
     TransportError,
@@ -32,6 +43,7 @@ from py_hamt.errors import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "DEFAULT_TOTAL_TIMEOUT",
     "RETRY_STATUSES",
     "ClientPool",
     "RetryPolicy",
@@ -42,6 +54,7 @@ log = logging.getLogger("py_hamt.http")
 
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_TOTAL_TIMEOUT: Final = 30.0
 MAX_RETRY_AFTER: Final = 120.0
 _CLOSE_TIMEOUT: Final = 10.0
 
@@ -51,6 +64,11 @@ async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+def _monotonic() -> float:
+    """Indirection so tests can replace the clock the deadline is kept by."""
+    return time.monotonic()
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter.
@@ -58,14 +76,28 @@ class RetryPolicy:
     Try ``n`` (from 0) waits ``initial_delay * backoff_factor**n``, scaled by a
     random factor in ``[1 - jitter, 1 + jitter]``. A server's ``Retry-After``
     replaces the computed wait (capped at :data:`MAX_RETRY_AFTER` seconds).
+
+    ``total_timeout`` (seconds, or ``None`` for no limit) bounds one block
+    fetch across all its tries and waits (see the module docstring).
     """
 
     max_retries: int = 3
     initial_delay: float = 1.0
     backoff_factor: float = 2.0
     jitter: float = 0.25
+    total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT
 
     def __post_init__(self) -> None:
+        total = self.total_timeout
+        if total is not None and (
+            not isinstance(total, (int, float))
+            or isinstance(total, bool)
+            or not math.isfinite(total)
+            or total <= 0
+        ):
+            raise InvalidArgumentError(
+                f"total_timeout must be a number of seconds > 0 or None, got {total!r}"
+            )
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise InvalidArgumentError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
         if not self.initial_delay > 0:
@@ -140,10 +172,11 @@ class ClientPool:
         process and loop, and are made again on first use.
 
         Raises:
-            TypeError: a caller's client cannot travel to another process.
+            InvalidTypeError: a caller's client cannot travel to another
+                process (also a ``TypeError``, as pickle expects).
         """
         if self._external is not None:
-            raise TypeError(
+            raise InvalidTypeError(
                 "cannot pickle a KuboCAS built with client=...; let it make its own clients"
             )
         state = self.__dict__.copy()
@@ -225,6 +258,37 @@ def _what(block_id: object, url: str) -> str:
     return f"{format_id(block_id)} from {url}" if block_id is not None else url
 
 
+def _capped(timeout: httpx.Timeout, left: float) -> httpx.Timeout:
+    """``timeout`` with every phase cut to at most ``left`` seconds."""
+
+    def cap(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )
+
+
+def _gave_up(failure: TransportError, block_id: object, tries: int, why: str) -> TransportError:
+    """``failure`` again, saying why no more tries were made. Fetching a block,
+    an error status or a timeout means the block is not available there; a
+    node that cannot be reached says nothing about the block, so its message
+    still starts with what happened to the connection."""
+    if block_id is None or isinstance(failure, NodeUnreachableError):
+        message = f"{failure} ({why} after {tries} tries)"
+    else:
+        message = (
+            f"block {format_id(block_id)} not found or not available "
+            f"({why} after {tries} tries): {failure}"
+        )
+    if isinstance(failure, HTTPStatusError):
+        return HTTPStatusError(message, failure.url, failure.status_code, failure.block_id)
+    return type(failure)(message, failure.url, failure.block_id)
+
+
 async def send_with_retries(
     pool: ClientPool,
     policy: RetryPolicy,
@@ -237,22 +301,35 @@ async def send_with_retries(
 ) -> httpx.Response:
     """Send a request, retrying what is transient; return a successful response.
 
+    With a ``block_id``, the whole call, tries and waits, is bounded by
+    ``policy.total_timeout``: each try's timeouts are cut to the time left,
+    and a retry that could not start before the deadline is not made.
+
     Raises:
         NodeUnreachableError: connection refused, reset or cut short, on every try.
-        RequestTimeoutError: no answer within the timeout, on every try.
+        RequestTimeoutError: no answer within the timeout, on every try, or
+            none before the total deadline.
         HTTPStatusError: an error status (after retries for 429/502/503/504).
         BlockNotFoundError: 404 when ``not_found_is_missing_block`` is set.
+
+        When retries run out or the deadline passes while fetching a block,
+        the message starts ``block <id> not found or not available``.
     """
     extra_headers = pool.request_headers()
     if extra_headers:
         kwargs["headers"] = {**extra_headers, **kwargs.get("headers", {})}
+    total = policy.total_timeout if block_id is not None else None
+    deadline = None if total is None else _monotonic() + total
     attempt = 0
     while True:
         retry_after: float | None = None
         failure: TransportError
+        client = pool.client()
+        if deadline is not None:
+            kwargs["timeout"] = _capped(client.timeout, max(deadline - _monotonic(), 0.001))
         try:
             async with pool.limit():
-                response = await pool.client().request(method, url, **kwargs)
+                response = await client.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:
             failure = RequestTimeoutError(
                 f"timed out ({type(exc).__name__}) fetching {_what(block_id, url)}", url, block_id
@@ -277,7 +354,7 @@ async def send_with_retries(
                 return response
             if status == 404 and not_found_is_missing_block:
                 raise BlockNotFoundError(block_id, f"404 from {url}")
-            body = response.text[:200].strip()
+            body = " ".join(response.text[:200].split())
             failure = HTTPStatusError(
                 f"HTTP {status} for {_what(block_id, url)}" + (f": {body}" if body else ""),
                 url,
@@ -288,11 +365,15 @@ async def send_with_retries(
             if status not in RETRY_STATUSES:
                 raise failure
             retry_after = parse_retry_after(response.headers.get("retry-after"))
+        tries = attempt + 1
         if attempt >= policy.max_retries:
-            if cause is failure:
-                raise failure
-            raise failure from cause
+            final = _gave_up(failure, block_id, tries, "retries exhausted")
+            raise final from (None if cause is failure else cause)
         wait = policy.delay(attempt, retry_after)
+        if deadline is not None and _monotonic() + wait >= deadline:
+            why = f"total_timeout of {total:g} s reached"
+            final = _gave_up(failure, block_id, tries, why)
+            raise final from (None if cause is failure else cause)
         log.info("retrying %s %s in %.2fs after: %s", method, url, wait, failure)
         await _sleep(wait)
         attempt += 1

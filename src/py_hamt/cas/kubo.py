@@ -28,7 +28,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,14 +39,19 @@ from py_hamt.cas.base import (
     ContentAddressedStore,
     IPLDKind,
     check_echo,
-    check_range,
     slice_range,
     verify_block,
 )
-from py_hamt.cas.http import DEFAULT_TIMEOUT, ClientPool, RetryPolicy, send_with_retries
+from py_hamt.cas.http import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOTAL_TIMEOUT,
+    ClientPool,
+    RetryPolicy,
+    send_with_retries,
+)
 from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
 from py_hamt.codec.cids import DAG_CBOR, RAW, cid_from_text, coerce_cid, make_cid
-from py_hamt.codec.multihash import BLAKE3, SHA2_256, digest_for, split_multihash
+from py_hamt.codec.multihash import HASH_FUNCTIONS, split_multihash
 from py_hamt.errors import HTTPStatusError, IntegrityError, InvalidArgumentError
 
 __all__ = ["DEFAULT_GATEWAY_URL", "DEFAULT_RPC_URL", "KuboCAS"]
@@ -57,7 +62,6 @@ DEFAULT_CHUNKER: Final = "size-1048576"
 DEFAULT_VERIFIED_CACHE_BYTES: Final = 64 * 2**20
 HAS_TIMEOUT: Final = 2.0
 
-_HASHERS: Final = {"blake3": BLAKE3, "sha2-256": SHA2_256}
 _CHUNKER = re.compile(r"^(size-[1-9][0-9]*|rabin|rabin-[1-9][0-9]*-[1-9][0-9]*-[1-9][0-9]*)$")
 _DAG_PB: Final = 0x70
 _RAW_ACCEPT: Final = "application/vnd.ipld.raw"
@@ -78,12 +82,37 @@ def _base_url(url: str, what: str, strip: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def _cid_from_text(text: str) -> CID:
-    """Parse a CID in any multibase, as returned by Kubo or js-ipfs."""
+def _cid_from_text(text: object) -> CID:
+    """Parse a CID in any multibase, as returned by Kubo or js-ipfs.
+
+    Raises IntegrityError (naming the answer) for anything else, including a
+    CID with a truncated digest.
+    """
     try:
+        if not isinstance(text, str):
+            raise InvalidArgumentError(f"a {type(text).__name__}, not text")
         return cid_from_text(text)
     except ValueError as exc:
         raise IntegrityError(f"the node answered with an invalid CID {text!r}: {exc}") from exc
+
+
+def _json_lines(response: httpx.Response, url: str) -> list[dict[str, Any]]:
+    """The JSON objects of a newline-delimited answer.
+
+    Raises IntegrityError (naming ``url``) for a line that is not a JSON object.
+    """
+    found: list[dict[str, Any]] = []
+    for line in response.text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            parsed = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise IntegrityError(f"{url} answered with invalid JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise IntegrityError(f"{url} answered {line[:200]!r}, not a JSON object")
+        found.append(parsed)
+    return found
 
 
 def _range_header(offset: int | None, length: int | None, suffix: int | None) -> str:
@@ -116,6 +145,12 @@ class KuboCAS(ContentAddressedStore):
             timeouts, connection errors and 429/502/503/504.
         timeout: per-request timeout (seconds or an ``httpx.Timeout``). A
             gateway that hangs on a CID it lacks fails after it, on each try.
+        total_timeout: seconds a block read (or ``has``) may take across
+            all its tries and waits (default 30; ``None``: no limit). A block
+            the gateway lacks, answered with 504s or not at all, fails within
+            this long with an error saying the block is not available. Each
+            try's timeouts are cut to the time left. Writes, imports and pins
+            are bounded by ``timeout`` and ``max_retries`` only.
         verify_ranges: verify ranged reads by fetching the whole block.
         verified_cache_bytes: bytes of verified blocks kept for ranged reads.
         transport: an httpx transport for the clients KuboCAS makes (proxies,
@@ -145,12 +180,15 @@ class KuboCAS(ContentAddressedStore):
         initial_delay: float = 1.0,
         backoff_factor: float = 2.0,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
         verify_ranges: bool = False,
         verified_cache_bytes: int = DEFAULT_VERIFIED_CACHE_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if hasher not in _HASHERS:
-            raise InvalidArgumentError(f"hasher must be one of {sorted(_HASHERS)}, got {hasher!r}")
+        if not isinstance(hasher, str) or hasher not in HASH_FUNCTIONS:
+            raise InvalidArgumentError(
+                f"hasher must be one of {sorted(HASH_FUNCTIONS)}, got {hasher!r}"
+            )
         if not isinstance(chunker, str) or not _CHUNKER.match(chunker):
             raise InvalidArgumentError(
                 f"chunker must be size-<n>, rabin or rabin-<min>-<avg>-<max>, got {chunker!r}"
@@ -159,8 +197,8 @@ class KuboCAS(ContentAddressedStore):
             raise InvalidArgumentError(
                 f"verified_cache_bytes must be an int >= 0, got {verified_cache_bytes!r}"
             )
-        self.hasher = hasher
-        self._hash_code = _HASHERS[hasher]
+        self.hasher: DigestAlgorithm = "blake3" if hasher == "blake3" else "sha2-256"
+        self._hash_code = HASH_FUNCTIONS[hasher].code
         self.chunker = chunker
         self.pin_on_add = bool(pin_on_add)
         self.rpc_base_url = _base_url(rpc_base_url or DEFAULT_RPC_URL, "rpc_base_url", "/api/v0")
@@ -168,7 +206,10 @@ class KuboCAS(ContentAddressedStore):
             gateway_base_url or DEFAULT_GATEWAY_URL, "gateway_base_url", "/ipfs"
         )
         self.retry = RetryPolicy(
-            max_retries=max_retries, initial_delay=initial_delay, backoff_factor=backoff_factor
+            max_retries=max_retries,
+            initial_delay=initial_delay,
+            backoff_factor=backoff_factor,
+            total_timeout=total_timeout,
         )
         self._pool = ClientPool(
             client,
@@ -209,37 +250,37 @@ class KuboCAS(ContentAddressedStore):
         return state
 
     # ----------------------------------------------------------------- write
-    async def save(self, data: bytes, codec: Codec) -> CID:
-        """Add ``data`` with ``/api/v0/add`` and return its CIDv1.
+    async def put(
+        self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
+    ) -> WriteResult:
+        """Add ``data`` with ``/api/v0/add``; return its CIDv1 in a
+        :class:`WriteResult` with what Kubo echoed (``Hash``, ``Name``,
+        ``Size``), compared with the digest of the bytes sent.
 
         A single-block result is relabelled with ``codec`` (so a node saved as
         ``dag-cbor`` gets a ``bafyr…`` CID); a multi-block file keeps Kubo's
         dag-pb CID.
 
         Raises:
+            InvalidArgumentError: ``codec`` is not ``raw`` or ``dag-cbor``.
             IntegrityError: Kubo's CID or size disagrees with the bytes sent.
             TransportError: the RPC endpoint failed (see :mod:`py_hamt.cas.http`).
         """
-        cid, _ = await self._add(data, codec)
-        return cid
-
-    async def put(
-        self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
-    ) -> WriteResult:
-        """:meth:`save`, returning a :class:`WriteResult` with what Kubo echoed
-        (``Hash``, ``Name``, ``Size``) after comparing it with the client digest."""
+        if codec not in ("raw", "dag-cbor"):
+            raise InvalidArgumentError(f"codec must be 'raw' or 'dag-cbor', got {codec!r}")
         data = bytes(data)
-        client = ContentDigest.of(data, digest)
-        cid, answer = await self._add(data, codec)
+        own = ContentDigest.of(data, self.hasher)  # computed before it is sent
+        client = own if digest == self.hasher else ContentDigest.of(data, digest)
+        cid, answer = await self._add(data, codec, own.value)
         check_echo(cid, client)
         echoed: dict[str, Any] = {k: answer[k] for k in ("Hash", "Name", "Size") if k in answer}
         return WriteResult(id=cid, size=len(data), digest=client, echoed=echoed)
 
-    async def _add(self, data: bytes, codec: Codec) -> tuple[CID, dict[str, Any]]:
-        if codec not in ("raw", "dag-cbor"):
-            raise InvalidArgumentError(f"codec must be 'raw' or 'dag-cbor', got {codec!r}")
-        data = bytes(data)
-        digest = digest_for(self._hash_code, data)  # computed before it is sent
+    if TYPE_CHECKING:  # ``save`` is the base class's; only its id type is narrowed here
+
+        async def save(self, data: bytes, codec: Codec) -> CID: ...
+
+    async def _add(self, data: bytes, codec: Codec, digest: bytes) -> tuple[CID, dict[str, Any]]:
         url = f"{self.rpc_base_url}/api/v0/add"
         params = {
             "hash": self.hasher,
@@ -261,7 +302,11 @@ class KuboCAS(ContentAddressedStore):
                 cid,
             )
         size = answer.get("Size")
-        if size is not None and int(size) != len(data):
+        try:
+            reported = None if size is None else int(size)
+        except (TypeError, ValueError):
+            raise IntegrityError(f"{url} reports a size {size!r} for {cid}", cid) from None
+        if reported is not None and reported != len(data):
             raise IntegrityError(
                 f"{url} reports {size} bytes for {cid}, but {len(data)} were sent", cid
             )
@@ -293,15 +338,22 @@ class KuboCAS(ContentAddressedStore):
         url = f"{self.rpc_base_url}/api/v0/refs/local"
         response = await send_with_retries(self._pool, self.retry, "POST", url)
         held: set[bytes] = set()
-        for line in response.text.splitlines():
-            if line.strip():
-                ref = json.loads(line).get("Ref")
-                if ref:
-                    held.add(bytes(_cid_from_text(ref).digest))
+        for answer in _json_lines(response, url):
+            ref = answer.get("Ref")
+            if ref:
+                held.add(bytes(_cid_from_text(ref).digest))
         return held
 
     async def put_block(self, cid: CID, data: bytes) -> WriteResult:
-        """Store ``data`` as block ``cid`` with ``block/put`` (verified first)."""
+        """Store ``data`` as block ``cid`` with ``block/put`` (verified first).
+
+        Raises:
+            InvalidArgumentError: ``cid`` is not a CID or has a truncated digest.
+            IntegrityError: ``data`` does not hash to ``cid``, or the node
+                stored it under another CID.
+        """
+        cid = coerce_cid(cid, "cid")
+        data = bytes(data)
         client = verify_block(cid, data)
         url = f"{self.rpc_base_url}/api/v0/block/put"
         params = {
@@ -331,11 +383,10 @@ class KuboCAS(ContentAddressedStore):
             files={"file": ("data.car", car, "application/vnd.ipld.car")},
         )
         roots: list[CID] = []
-        for line in response.text.splitlines():
-            if line.strip():
-                root = json.loads(line).get("Root")
-                if isinstance(root, dict) and isinstance(root.get("Cid"), dict):
-                    roots.append(_cid_from_text(root["Cid"]["/"]))
+        for answer in _json_lines(response, url):
+            root = answer.get("Root")
+            if isinstance(root, dict) and isinstance(root.get("Cid"), dict):
+                roots.append(_cid_from_text(root["Cid"].get("/")))
         return roots
 
     async def _post_file(
@@ -378,12 +429,12 @@ class KuboCAS(ContentAddressedStore):
     def _url(self, cid: CID) -> str:
         return f"{self.gateway_base_url}/ipfs/{cid.encode('base32')}"
 
-    async def load(
+    async def _load(
         self,
         id: IPLDKind,  # noqa: A002
-        offset: int | None = None,
-        length: int | None = None,
-        suffix: int | None = None,
+        offset: int | None,
+        length: int | None,
+        suffix: int | None,
     ) -> bytes:
         """Read a block, or a byte range of it, through the gateway.
 
@@ -392,14 +443,14 @@ class KuboCAS(ContentAddressedStore):
         range starting past the end is empty.
 
         Raises:
+            InvalidArgumentError: ``id`` is not a CID or has a truncated digest.
             IntegrityError: the gateway's bytes do not match the CID.
             BlockNotFoundError: the gateway answered 404.
-            TransportError: the gateway failed, after retries.
+            TransportError: the gateway failed, after retries or at the total
+                deadline (the message says the block is not available).
         """
         cid = self._as_cid(id)
         ranged = offset is not None or length is not None or suffix is not None
-        if ranged:
-            check_range(offset, length, suffix)
         verifiable = cid.codec.code != _DAG_PB
         if not ranged:
             return await self._whole(cid) if verifiable else await self._file(cid)
@@ -522,7 +573,8 @@ class KuboCAS(ContentAddressedStore):
         """The recursively pinned CIDs (``pin/ls?type=recursive``)."""
         response = await self._pin_call("ls", [("type", "recursive")], target_rpc)
         keys: dict[str, Any] = {}
-        for line in response.text.splitlines():
-            if line.strip():
-                keys.update(json.loads(line).get("Keys", {}))
+        for answer in _json_lines(response, str(response.url)):
+            found = answer.get("Keys", {})
+            if isinstance(found, dict):
+                keys.update(found)
         return [_cid_from_text(k) for k in keys]

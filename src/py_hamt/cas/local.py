@@ -21,6 +21,21 @@ a block's name depends only on its bytes, and ``rename`` is atomic.
 Every read is verified: the whole file is hashed against the id before any
 of it (or any range of it) is returned.
 
+Repair: a write never trusts a block file it did not just write. When the
+file is already there, ``put``/``put_block`` compare it with the (verified)
+bytes being written and replace it atomically if it differs, so writing or
+copying good bytes over a damaged block repairs it. :meth:`LocalCAS.has` is
+a plain existence check (it stays cheap on hot paths); :meth:`LocalCAS.verify`
+hashes the file, and ``copy_dag`` uses it so that a copy onto a damaged
+store re-copies the damaged blocks. ``py_hamt.jobs.fsck`` checks a whole DAG.
+
+Damage the store cannot repair by itself is reported, never followed: a
+directory where a block file should be makes reads raise
+:class:`~py_hamt.errors.IntegrityError` and writes of that block refuse to
+remove it; a ref file that does not hold a CID is skipped by
+:meth:`LocalCAS.refs` and raises :class:`~py_hamt.errors.MalformedNodeError`
+from :meth:`LocalCAS.get_ref`.
+
 Values larger than Kubo's chunk size (1 MiB by default) are stored here as a
 single raw block. Kubo's ``add`` would cut them into a UnixFS DAG with a
 dag-pb root, so *their* CIDs differ from what ``KuboCAS`` gives for the same
@@ -34,11 +49,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import secrets
+import stat
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from multiformats import CID
 
@@ -46,20 +63,29 @@ from py_hamt.cas.base import (
     Codec,
     ContentAddressedStore,
     IPLDKind,
-    check_range,
     slice_range,
     verify_block,
 )
 from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
-from py_hamt.codec.cids import DAG_CBOR, RAW, coerce_cid, make_cid
-from py_hamt.codec.multihash import BLAKE3, SHA2_256
-from py_hamt.errors import BlockNotFoundError, IntegrityError, InvalidArgumentError
+from py_hamt.codec.cids import DAG_CBOR, RAW, cid_from_text, coerce_cid, make_cid
+from py_hamt.codec.multihash import HASH_FUNCTIONS
+from py_hamt.errors import (
+    BlockNotFoundError,
+    IntegrityError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    MalformedNodeError,
+)
 
 __all__ = ["LocalCAS"]
 
-_HASHERS: Final = {"blake3": BLAKE3, "sha2-256": SHA2_256}
+log = logging.getLogger("py_hamt.local")
+
 _TEMP = re.compile(r"^\.tmp-(\d+)-[0-9a-f]+$")
-_REF_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+# Not starting with '.': '.', '..' and '.tmp-*' (temporary files, removed by
+# cleanup) would otherwise be accepted and then misbehave.
+_REF_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
+_MAX_REF_BYTES: Final = 4096
 
 
 def _pid_alive(pid: int) -> bool:
@@ -72,6 +98,18 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes from ``fd`` (fewer only at the end of the file)."""
+    parts = []
+    while limit > 0:
+        chunk = os.read(fd, limit)
+        if not chunk:
+            break
+        parts.append(chunk)
+        limit -= len(chunk)
+    return b"".join(parts)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -94,13 +132,18 @@ class LocalCAS(ContentAddressedStore):
 
     Raises:
         InvalidArgumentError: an unknown ``hasher``, or ``path`` is a file.
+        InvalidTypeError: ``path`` is not a str or path.
     """
 
     def __init__(
         self, path: str | os.PathLike[str], *, hasher: str = "blake3", fsync: bool = True
     ) -> None:
-        if hasher not in _HASHERS:
-            raise InvalidArgumentError(f"hasher must be one of {sorted(_HASHERS)}, got {hasher!r}")
+        if not isinstance(hasher, str) or hasher not in HASH_FUNCTIONS:
+            raise InvalidArgumentError(
+                f"hasher must be one of {sorted(HASH_FUNCTIONS)}, got {hasher!r}"
+            )
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidTypeError(f"path must be a str or path, got {type(path).__name__}")
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise InvalidArgumentError(f"{self.path} exists and is not a directory")
@@ -128,8 +171,8 @@ class LocalCAS(ContentAddressedStore):
         return self._blocks / name[4:6] / name
 
     @staticmethod
-    def _as_cid(block_id: IPLDKind) -> CID:
-        return coerce_cid(block_id, owner="LocalCAS")
+    def _as_cid(block_id: IPLDKind, what: str = "id") -> CID:
+        return coerce_cid(block_id, what, owner="LocalCAS")
 
     # ----------------------------------------------------------------- writes
     def _write_atomic(self, final: Path, data: bytes) -> None:
@@ -154,17 +197,72 @@ class LocalCAS(ContentAddressedStore):
         if self.fsync:
             _fsync_dir(folder)
 
-    async def _store(self, cid: CID, data: bytes) -> None:
+    def _not_a_block_file(self, cid: CID, path: Path) -> IntegrityError:
+        if path.is_dir():
+            what = f"{path} is a directory, not a block file"
+        else:
+            what = f"{path.parent} is not a directory"
+        return IntegrityError(
+            f"block {cid} cannot be read or written: {what} (the store is damaged; "
+            "py_hamt removes nothing it did not write)",
+            cid,
+        )
+
+    def _present(self, cid: CID, final: Path, data: bytes) -> bool:
+        """Whether ``final`` already holds exactly ``data``. A file that
+        differs is damage (``False``: it is to be replaced); something that
+        is not a file in the way raises IntegrityError."""
+        try:
+            fd = os.open(final, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        except (NotADirectoryError, IsADirectoryError):
+            raise self._not_a_block_file(cid, final) from None
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise self._not_a_block_file(cid, final)
+            same = info.st_size == len(data) and _read_fd(fd, len(data) + 1) == data
+        finally:
+            os.close(fd)
+        if not same:
+            log.warning("replacing damaged block file %s with verified bytes of %s", final, cid)
+        return same
+
+    def _write_block(self, cid: CID, final: Path, data: bytes) -> None:
+        try:
+            self._write_atomic(final, data)
+        except (NotADirectoryError, FileExistsError, IsADirectoryError):
+            raise self._not_a_block_file(cid, final) from None
+
+    def _store_sync(self, cid: CID, data: bytes) -> None:
+        """Write ``data`` (already verified) as ``cid``'s file, unless an
+        identical file is there; a differing one is damage and is replaced."""
         final = self._file(bytes(cid.digest))
-        if final.exists():
-            return  # same name, same bytes
-        await asyncio.to_thread(self._write_atomic, final, data)
+        if not self._present(cid, final, data):
+            self._write_block(cid, final, data)
+
+    async def _store(self, cid: CID, data: bytes) -> None:
+        """:meth:`_store_sync`, with the write in a worker thread. A block
+        already here is compared on the event loop, as reads are (a stat and
+        one block's read), which costs less than a thread hop."""
+        final = self._file(bytes(cid.digest))
+        if not self._present(cid, final, data):
+            await asyncio.to_thread(self._write_block, cid, final, data)
 
     async def put(
         self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
     ) -> WriteResult:
-        """Store ``data``; the digest is the one that names it when the
-        algorithms agree (hashed once), else computed separately."""
+        """Store ``data`` durably; its id is a CIDv1 (see the module docstring).
+
+        The digest is the one that names it when the algorithms agree (hashed
+        once), else computed separately. If the block's file is already there
+        but its bytes differ (damage), it is replaced atomically.
+
+        Raises:
+            InvalidArgumentError: ``codec`` is not ``raw`` or ``dag-cbor``.
+            IntegrityError: a directory occupies the block's file name.
+        """
         if codec not in ("raw", "dag-cbor"):
             raise InvalidArgumentError(f"codec must be 'raw' or 'dag-cbor', got {codec!r}")
         data = bytes(data)
@@ -175,42 +273,85 @@ class LocalCAS(ContentAddressedStore):
         await self._store(cid, data)
         return WriteResult(id=cid, size=len(data), digest=client)
 
-    async def save(self, data: bytes, codec: Codec) -> CID:
-        """Store ``data`` durably; return its CIDv1 (see the module docstring)."""
-        result = await self.put(data, codec)
-        return result.id  # type: ignore[no-any-return]
+    if TYPE_CHECKING:  # ``save`` is the base class's; only its id type is narrowed here
+
+        async def save(self, data: bytes, codec: Codec) -> CID: ...
 
     async def put_block(self, cid: CID, data: bytes) -> WriteResult:
-        """Store ``data`` under ``cid`` after checking it hashes to it."""
-        client = verify_block(cid, bytes(data))
-        await self._store(cid, bytes(data))
+        """Store ``data`` under ``cid`` after checking it hashes to it; a
+        damaged file already under that name is replaced.
+
+        Raises:
+            InvalidArgumentError: ``cid`` is not a CID, or its digest is
+                truncated.
+            IntegrityError: ``data`` does not hash to ``cid``, or a directory
+                occupies the block's file name.
+        """
+        cid = coerce_cid(cid, "cid")
+        data = bytes(data)
+        client = verify_block(cid, data)
+        await self._store(cid, data)
         return WriteResult(id=cid, size=len(data), digest=client)
 
     # ------------------------------------------------------------------ reads
     async def has(self, id: IPLDKind) -> bool:  # noqa: A002
+        """Whether a file for the block is here. The file is not read (this is
+        on every copy's path): use :meth:`verify` to check its bytes.
+
+        Raises:
+            InvalidArgumentError: ``id`` is not a CID or has a truncated digest.
+        """
         return self._file(bytes(self._as_cid(id).digest)).is_file()
 
-    async def load(
+    def _read(self, cid: CID) -> tuple[Path, bytes]:
+        path = self._file(bytes(cid.digest))
+        try:
+            return path, path.read_bytes()
+        except FileNotFoundError:
+            raise BlockNotFoundError(cid, f"not in {self.path}") from None
+        except (IsADirectoryError, NotADirectoryError):
+            raise self._not_a_block_file(cid, path) from None
+
+    async def verify(self, id: IPLDKind) -> bool:  # noqa: A002
+        """Whether the block's file hashes to ``id``: ``True`` when intact,
+        ``False`` when damaged (including a directory in its place). Hashes
+        the whole file. A damaged block is repaired by writing its bytes
+        again (``put``/``put_block``, or ``copy_dag`` from a good store).
+
+        Raises:
+            BlockNotFoundError: there is no file for the block.
+            InvalidArgumentError: ``id`` is not a CID or has a truncated digest.
+        """
+        cid = self._as_cid(id)
+        try:
+            _, data = self._read(cid)  # on the loop, as load reads
+        except IntegrityError:
+            return False
+        try:
+            verify_block(cid, data)
+        except IntegrityError:
+            return False
+        return True
+
+    async def _load(
         self,
         id: IPLDKind,  # noqa: A002
-        offset: int | None = None,
-        length: int | None = None,
-        suffix: int | None = None,
+        offset: int | None,
+        length: int | None,
+        suffix: int | None,
     ) -> bytes:
         """Read and verify a whole block, then cut the range asked for.
 
         Raises:
             BlockNotFoundError: no such block here.
             IntegrityError: the file does not hash to the id (disk damage,
-                or a file changed behind the store's back).
+                or a file changed behind the store's back), or a directory is
+                where the block's file should be (the store is damaged: the
+                block is neither missing nor readable).
+            InvalidArgumentError: ``id`` is not a CID or has a truncated digest.
         """
         cid = self._as_cid(id)
-        check_range(offset, length, suffix)
-        path = self._file(bytes(cid.digest))
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise BlockNotFoundError(cid, f"not in {self.path}") from None
+        path, data = self._read(cid)
         try:
             verify_block(cid, data)
         except IntegrityError as exc:
@@ -222,50 +363,130 @@ class LocalCAS(ContentAddressedStore):
 
     # ------------------------------------------------------------------- refs
     def _ref_path(self, name: str) -> Path:
-        if not isinstance(name, str) or not _REF_NAME.match(name):
+        if not isinstance(name, str):
+            raise InvalidTypeError(f"ref names are str, got {type(name).__name__}: {name!r}")
+        if not _REF_NAME.match(name):
             raise InvalidArgumentError(
-                f"ref names are 1-200 letters, digits, '.', '_' or '-', got {name!r}"
+                "ref names are 1-200 letters, digits, '.', '_' or '-', not starting "
+                f"with '.', got {name!r}"
             )
         return self._refs / name
+
+    def _read_ref(self, name: str, path: Path) -> CID | None:
+        """The CID in ref file ``path``, ``None`` if there is none.
+
+        Raises MalformedNodeError naming the ref when the file is not a ref.
+        """
+        try:
+            with path.open("rb") as f:
+                raw = f.read(_MAX_REF_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        except (IsADirectoryError, NotADirectoryError):
+            raise MalformedNodeError(f"ref {name!r} is damaged: {path} is not a file") from None
+        if len(raw) > _MAX_REF_BYTES:
+            raise MalformedNodeError(
+                f"ref {name!r} is damaged: {path} holds over {_MAX_REF_BYTES} bytes, not a CID"
+            )
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise MalformedNodeError(
+                f"ref {name!r} is damaged: {path} is not UTF-8 text ({raw[:40]!r})"
+            ) from None
+        try:
+            return cid_from_text(text)
+        except ValueError as exc:
+            raise MalformedNodeError(
+                f"ref {name!r} is damaged: {path} holds {text[:100]!r}, not a CID ({exc})"
+            ) from exc
 
     async def set_ref(self, name: str, id: IPLDKind) -> None:  # noqa: A002
         """Point ref ``name`` at a root, atomically and durably.
 
-        The root must already be here: a ref is never written before the
-        data it names.
+        The root must already be here, intact: a ref is never written before
+        the data it names. The root's own block is verified (its children are
+        not: see ``py_hamt.jobs.fsck``).
 
         Raises:
+            InvalidArgumentError: a bad ref name (see :meth:`refs`), or a root
+                that is not a CID (both named).
             BlockNotFoundError: the root is not in this store.
+            IntegrityError: the root's block file is damaged, or the ref's
+                file name is taken by a directory.
         """
-        cid = self._as_cid(id)
-        if not await self.has(cid):
-            raise BlockNotFoundError(cid, f"refusing to point ref {name!r} at a missing root")
-        await asyncio.to_thread(self._write_atomic, self._ref_path(name), str(cid).encode())
+        path = self._ref_path(name)
+        cid = self._as_cid(id, f"root of ref {name!r}")
+        try:
+            intact = await self.verify(cid)
+        except BlockNotFoundError:
+            raise BlockNotFoundError(
+                cid, f"refusing to point ref {name!r} at a missing root"
+            ) from None
+        if not intact:
+            raise IntegrityError(
+                f"refusing to point ref {name!r} at {cid}: its block file is damaged", cid
+            )
+        if path.is_dir():
+            raise IntegrityError(f"cannot write ref {name!r}: {path} is a directory", cid)
+        await asyncio.to_thread(self._write_atomic, path, str(cid).encode())
 
     async def get_ref(self, name: str) -> CID | None:
-        """The root ref ``name`` points at, or ``None`` if there is no such ref."""
-        try:
-            text = self._ref_path(name).read_text().strip()
-        except FileNotFoundError:
-            return None
-        return self._as_cid(text)
+        """The root ref ``name`` points at, or ``None`` if there is no such ref.
+
+        Raises:
+            InvalidArgumentError: ``name`` is not a valid ref name.
+            MalformedNodeError: the ref's file does not hold a CID (not
+                UTF-8, not a CID, a truncated digest, or a directory); the
+                message names the ref.
+        """
+        return self._read_ref(name, self._ref_path(name))
+
+    def _scan_refs(self) -> tuple[dict[str, CID], dict[str, MalformedNodeError]]:
+        good: dict[str, CID] = {}
+        bad: dict[str, MalformedNodeError] = {}
+        for entry in sorted(self._refs.iterdir()):
+            if not _REF_NAME.match(entry.name):
+                continue  # temporary files, and names no ref can have
+            try:
+                cid = self._read_ref(entry.name, entry)
+            except MalformedNodeError as exc:
+                bad[entry.name] = exc
+                continue
+            if cid is not None:
+                good[entry.name] = cid
+        return good, bad
 
     def refs(self) -> dict[str, CID]:
-        """Every ref and the root it names."""
-        out: dict[str, CID] = {}
-        for entry in sorted(self._refs.iterdir()):
-            if _REF_NAME.match(entry.name):
-                out[entry.name] = self._as_cid(entry.read_text().strip())
-        return out
+        """Every readable ref and the root it names.
+
+        A damaged ref (a file that does not hold a CID) is skipped, with a
+        warning logged naming it, so that one bad ref does not hide the
+        others; :meth:`damaged_refs` lists them and :meth:`get_ref` raises
+        for them. Files whose names no ref can have (such as temporary
+        files) are ignored.
+        """
+        good, bad = self._scan_refs()
+        for exc in bad.values():
+            log.warning("%s", exc)
+        return good
+
+    def damaged_refs(self) -> dict[str, MalformedNodeError]:
+        """The refs :meth:`refs` skips, each with the error naming what is wrong."""
+        return self._scan_refs()[1]
 
     # ----------------------------------------------------------- maintenance
     def cleanup(self) -> int:
-        """Remove temporary files left by writers that are gone; return how many."""
+        """Remove temporary files left by writers that are gone; return how many.
+
+        Only files named ``.tmp-<pid>-<hex>`` whose process is gone are
+        removed; no ref can have such a name.
+        """
         removed = 0
         for folder in [self._refs, *(p for p in self._blocks.iterdir() if p.is_dir())]:
             for entry in folder.iterdir():
                 match = _TEMP.match(entry.name)
-                if match and not _pid_alive(int(match[1])):
+                if match and not entry.is_dir() and not _pid_alive(int(match[1])):
                     with contextlib.suppress(FileNotFoundError):
                         entry.unlink()
                         removed += 1

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from py_hamt.codec.multihash import BLAKE3, SHA2_256, digest_for
+from py_hamt.codec.multihash import HASH_FUNCTIONS
 from py_hamt.errors import InvalidArgumentError
 
 __all__ = ["ContentDigest", "DigestAlgorithm", "WriteResult"]
 
 DigestAlgorithm: TypeAlias = Literal["blake3", "sha2-256"]
-MULTIHASH_CODES: dict[str, int] = {"blake3": BLAKE3, "sha2-256": SHA2_256}
+"""The names in :data:`py_hamt.codec.multihash.HASH_FUNCTIONS`."""
 
 
 @dataclass(frozen=True)
@@ -26,16 +26,21 @@ class ContentDigest:
     def of(
         cls, data: bytes | bytearray | memoryview, algorithm: DigestAlgorithm = "blake3"
     ) -> ContentDigest:
-        """Hash ``data`` in one go."""
-        if algorithm not in MULTIHASH_CODES:
+        """Hash ``data`` in one go (the algorithm's full digest length).
+
+        Raises:
+            InvalidArgumentError: an algorithm not in ``HASH_FUNCTIONS``.
+        """
+        fn = HASH_FUNCTIONS.get(algorithm) if isinstance(algorithm, str) else None
+        if fn is None:
             raise InvalidArgumentError(
-                f"digest algorithm must be blake3 or sha2-256, got {algorithm!r}"
+                f"digest algorithm must be one of {sorted(HASH_FUNCTIONS)}, got {algorithm!r}"
             )
-        return cls(algorithm, digest_for(MULTIHASH_CODES[algorithm], data))
+        return cls(algorithm, fn.digest(data, fn.size))
 
     @property
     def multihash_code(self) -> int:
-        return MULTIHASH_CODES[self.algorithm]
+        return HASH_FUNCTIONS[self.algorithm].code
 
     def hex(self) -> str:
         return self.value.hex()

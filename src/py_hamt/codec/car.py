@@ -5,7 +5,13 @@ Layout: ``varint(len(header)) || header``, where the header is DAG-CBOR
 ``varint(len(cid) + len(data)) || cid || data``.
 
 The reader bounds every length by :data:`MAX_SECTION` and by the bytes that
-remain, so a hostile file cannot make it allocate without limit.
+remain, so a hostile file cannot make it allocate without limit. It refuses
+CIDs (roots and blocks) whose digest is truncated, since a short digest
+proves little about the bytes. It does not verify blocks against their CIDs:
+``py_hamt.jobs.car.import_car`` does.
+
+:class:`~py_hamt.errors.CARFormatError` (an ``IntegrityError`` and a
+``ValueError``) is defined in :mod:`py_hamt.errors` and re-exported here.
 """
 
 from __future__ import annotations
@@ -17,16 +23,13 @@ import dag_cbor
 from multiformats import CID
 
 from py_hamt.codec import dagcbor
-from py_hamt.codec.cids import cid_from_bytes
+from py_hamt.codec.cids import check_cid, cid_from_bytes
 from py_hamt.codec.varint import encode_varint
+from py_hamt.errors import CARFormatError
 
 __all__ = ["MAX_SECTION", "CARFormatError", "CARReader", "encode_header", "encode_section"]
 
 MAX_SECTION: Final = 64 * 2**20
-
-
-class CARFormatError(ValueError):
-    """The bytes are not a CAR v1 file (the message says where and why)."""
 
 
 def encode_header(roots: list[CID]) -> bytes:
@@ -77,6 +80,11 @@ class CARReader:
         roots = obj.get("roots")
         if not isinstance(roots, list) or not all(isinstance(r, CID) for r in roots):
             raise CARFormatError("the CAR header's roots are not a list of CIDs")
+        for root in roots:
+            try:
+                check_cid(root)
+            except ValueError as exc:
+                raise CARFormatError(f"the CAR header's root {exc}", root) from exc
         self.roots: list[CID] = roots
 
     def _read_varint(self) -> int | None:
@@ -121,10 +129,10 @@ class CARReader:
             try:
                 size = _cid_length(section)
                 if size > len(section):
-                    raise IndexError
+                    raise IndexError("the CID runs past the section")
                 cid = cid_from_bytes(section[:size])
             except (IndexError, ValueError) as exc:
                 raise CARFormatError(
-                    f"block section at byte {start} starts with no valid CID"
+                    f"block section at byte {start} starts with no valid CID: {exc}"
                 ) from exc
             yield cid, section[size:]

@@ -4,6 +4,15 @@
 170 µs per call; a HAMT node can hold a thousand CIDs. :func:`cid_from_bytes`
 parses the common CIDv1 shape directly and builds an equal ``CID`` object
 in well under a microsecond, falling back to ``CID.decode`` for anything unusual.
+
+Every function here that accepts a CID from outside refuses one whose digest
+is truncated (shorter than its hash function's full output; see
+:func:`py_hamt.codec.multihash.check_digest_size`): a short digest would let
+anyone forge a block that "verifies".
+
+Every error here is an :class:`~py_hamt.errors.InvalidArgumentError` (a
+``ValueError``) naming the CID or text at fault; callers that read CIDs out
+of blocks or CAR files translate it into their own error.
 """
 
 from __future__ import annotations
@@ -15,12 +24,14 @@ from typing import Final
 
 from multiformats import CID, multibase, multicodec, multihash
 
-from py_hamt.errors import InvalidArgumentError
+from py_hamt.codec.multihash import check_digest_size, split_multihash
+from py_hamt.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
     "DAG_CBOR",
     "RAW",
     "PickledCID",
+    "check_cid",
     "cid_from_bytes",
     "cid_from_text",
     "coerce_cid",
@@ -60,27 +71,55 @@ def _cid_new(codec_code: int, mh: bytes) -> CID:
     return cid
 
 
+def _text(cid: CID) -> str:
+    """A CID as text for messages: CIDv1 in base32 whatever base it came in."""
+    return cid.encode("base32") if cid.version == 1 else str(cid)
+
+
+def check_cid(cid: CID) -> CID:
+    """Return ``cid`` if its multihash is well formed and its digest is not
+    truncated (see the module docstring).
+
+    Raises ``InvalidArgumentError`` naming the CID otherwise.
+    """
+    try:
+        code, digest = split_multihash(bytes(cid.digest))
+        check_digest_size(code, len(digest))
+    except ValueError as exc:
+        raise InvalidArgumentError(f"CID {_text(cid)} is refused: {exc}") from exc
+    return cid
+
+
 def cid_from_bytes(raw: bytes) -> CID:
-    """Parse a binary CID. Raises ``ValueError`` (or a subclass) if invalid."""
+    """Parse a binary CID. Raises ``InvalidArgumentError`` if invalid,
+    including a truncated digest (the message names the CID)."""
     # Fast path: CIDv1 whose codec and multihash code and length are one-byte
     # varints, which covers raw/dag-cbor/dag-pb with blake3 or sha2-256.
     if len(raw) > 4 and raw[0] == 1 and raw[1] < 0x80 and raw[2] < 0x80 and raw[3] < 0x80:
         mh = raw[2:]
         if mh[1] == len(mh) - 2:
             try:
-                return _cid_new(raw[1], mh)
+                cid = _cid_new(raw[1], mh)
             except KeyError:
                 pass  # an unknown code: let CID.decode produce its error
+            else:
+                try:
+                    check_digest_size(mh[0], mh[1])
+                except ValueError as exc:
+                    raise InvalidArgumentError(f"CID {cid} is refused: {exc}") from exc
+                return cid
     try:
-        return CID.decode(raw)
+        cid = CID.decode(raw)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"invalid binary CID {raw.hex()}: {exc}") from exc
+        raise InvalidArgumentError(f"invalid binary CID {raw.hex()}: {exc}") from exc
+    return check_cid(cid)
 
 
 def cid_from_text(text: str) -> CID:
     """Parse a CID in any multibase; base32 CIDv1 (``b…``) takes a fast path.
 
-    Raises ``ValueError`` (or a subclass) if invalid.
+    Raises ``InvalidArgumentError`` if invalid, including a truncated
+    digest.
     """
     text = text.strip()
     if len(text) > 1 and text[0] == "b":
@@ -92,9 +131,10 @@ def cid_from_text(text: str) -> CID:
         if raw and raw[0] == 1:
             return cid_from_bytes(raw)
     try:
-        return CID.decode(text)
+        cid = CID.decode(text)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"invalid CID {text!r}: {exc}") from exc
+        raise InvalidArgumentError(f"invalid CID {text!r}: {exc}") from exc
+    return check_cid(cid)
 
 
 def coerce_cid(
@@ -104,11 +144,16 @@ def coerce_cid(
     ``binary``) its binary form.
 
     Raises:
-        InvalidArgumentError: text (or bytes) that is not a CID.
-        TypeError: any other type; the message names ``owner``'s ids, or ``what``.
+        InvalidArgumentError: text (or bytes) that is not a CID, or a CID
+            whose digest is truncated; the message names ``what`` and the value.
+        InvalidTypeError: any other type (also a ``TypeError``); the message
+            names ``owner``'s ids, or ``what``.
     """
     if isinstance(value, CID):
-        return value
+        try:
+            return check_cid(value)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"{what}: {exc}") from exc
     if isinstance(value, str):
         try:
             return cid_from_text(value)
@@ -123,15 +168,23 @@ def coerce_cid(
             ) from exc
     kind = type(value).__name__
     if owner is not None:
-        raise TypeError(f"{owner} ids are CIDs, got {kind}: {value!r}")
-    raise TypeError(f"{what} must be a CID or its text, got {kind}")
+        raise InvalidTypeError(f"{owner} ids are CIDs, got {kind}: {value!r}")
+    raise InvalidTypeError(f"{what} must be a CID or its text, got {kind}: {value!r}")
 
 
 def make_cid(codec_code: int, mh: bytes) -> CID:
-    """A base32 CIDv1 with the given codec and multihash bytes."""
+    """A base32 CIDv1 with the given codec and multihash bytes.
+
+    Raises ``InvalidArgumentError`` (naming the CID) for a truncated digest.
+    """
     if len(mh) > 2 and mh[0] < 0x80 and mh[1] == len(mh) - 2 and codec_code < 0x80:
-        return _cid_new(codec_code, mh)
-    return CID("base32", 1, codec_code, mh)
+        cid = _cid_new(codec_code, mh)
+        try:
+            check_digest_size(mh[0], mh[1])
+        except ValueError as exc:
+            raise InvalidArgumentError(f"CID {cid} is refused: {exc}") from exc
+        return cid
+    return check_cid(CID("base32", 1, codec_code, mh))
 
 
 class PickledCID(bytes):

@@ -13,7 +13,8 @@ from multiformats import CID
 from py_hamt.cas.base import ContentAddressedStore, verify_block
 from py_hamt.cas.kubo import KuboCAS
 from py_hamt.cas.write_result import WriteResult
-from py_hamt.codec.car import CARFormatError, CARReader, encode_header, encode_section
+from py_hamt.codec.car import CARReader, encode_header, encode_section
+from py_hamt.errors import CARFormatError, IntegrityError, InvalidTypeError
 from py_hamt.jobs.copy import root_cid
 from py_hamt.jobs.dag import links
 from py_hamt.jobs.progress import Progress, ProgressCallback, report
@@ -49,8 +50,18 @@ async def export_car(
     must be CIDs, or ids it can name with CIDs that its blocks also use (an
     ``InMemoryCAS`` HAMT embeds raw multihash ids, which no other tool can
     follow: export from ``LocalCAS`` or ``KuboCAS``).
+
+    Raises:
+        InvalidArgumentError: ``root`` is not a CID (or has a truncated digest).
+        InvalidTypeError: ``destination`` is not a path or a binary stream.
+        IntegrityError: a block does not match its CID.
+        BlockNotFoundError: a block of the DAG is missing.
     """
     cid = root_cid(cas, root)
+    if not isinstance(destination, (str, Path)) and not hasattr(destination, "write"):
+        raise InvalidTypeError(
+            f"destination must be a path or a binary stream, got {type(destination).__name__}"
+        )
     out: BinaryIO
     close = False
     if isinstance(destination, (str, Path)):
@@ -96,21 +107,32 @@ async def import_car(
     block fails verification (the whole file is checked first).
 
     Raises:
-        CARFormatError (a ``ValueError``): not a CAR v1 file.
+        CARFormatError (an ``IntegrityError`` and a ``ValueError``): not a
+            CAR v1 file, or a root or block CID with a truncated digest (the
+            CID is named).
         IntegrityError: a block does not hash to its CID.
+        InvalidTypeError: ``source`` is not a path, bytes or a binary stream.
     """
     name = f"{source}: " if isinstance(source, (str, Path)) else ""
-    if isinstance(source, bytes):
-        stream: BinaryIO = io.BytesIO(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        stream: BinaryIO = io.BytesIO(bytes(source))
     elif isinstance(source, (str, Path)):
         stream = io.BytesIO(await asyncio.to_thread(Path(source).read_bytes))
-    else:
+    elif hasattr(source, "read"):
         stream = source
+    else:
+        raise InvalidTypeError(
+            f"source must be a path, bytes or a binary stream, got {type(source).__name__}"
+        )
     try:
         reader = CARReader(stream)
         blocks = [(cid, data, verify_block(cid, data)) for cid, data in reader]
     except CARFormatError as exc:
-        raise CARFormatError(f"{name}{exc}") from exc
+        raise CARFormatError(f"{name}{exc}", exc.block_id) from exc
+    except IntegrityError as exc:
+        if not name:
+            raise
+        raise IntegrityError(f"{name}{exc}", exc.block_id) from exc
     done = ImportReport(list(reader.roots))
     if isinstance(cas, KuboCAS):
         body = io.BytesIO()

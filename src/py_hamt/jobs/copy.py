@@ -11,9 +11,11 @@ from multiformats import CID
 
 from py_hamt.cas.base import ContentAddressedStore, verify_block
 from py_hamt.cas.kubo import KuboCAS
+from py_hamt.cas.local import LocalCAS
 from py_hamt.cas.write_result import ContentDigest, WriteResult
 from py_hamt.codec.car import encode_header, encode_section
-from py_hamt.errors import InvalidArgumentError
+from py_hamt.codec.cids import coerce_cid
+from py_hamt.errors import BlockNotFoundError, InvalidArgumentError
 from py_hamt.jobs.dag import links
 from py_hamt.jobs.progress import Progress, ProgressCallback, report
 
@@ -36,17 +38,17 @@ class CopyReport:
 
 
 def root_cid(cas: ContentAddressedStore, root: object) -> CID:
-    """``root`` as a CID: a CID, its text, or an id ``cas`` can name."""
-    if isinstance(root, CID):
-        return root
-    if isinstance(root, str):
-        try:
-            return CID.decode(root.strip())
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidArgumentError(f"not a CID: {root!r} ({exc})") from exc
+    """``root`` as a CID: a CID, its text, or an id ``cas`` can name.
+
+    Raises:
+        InvalidArgumentError: none of those, or a CID whose digest is
+            truncated; the message names the root.
+    """
+    if isinstance(root, (CID, str)):
+        return coerce_cid(root, "root")
     try:
-        return cas.id_to_cid(root, "dag-cbor")
-    except TypeError as exc:
+        return coerce_cid(cas.id_to_cid(root, "dag-cbor"), "root")
+    except (InvalidArgumentError, TypeError) as exc:
         raise InvalidArgumentError(f"cannot name root {root!r} with a CID: {exc}") from exc
 
 
@@ -59,6 +61,7 @@ class _Copier:
         progress: ProgressCallback | None,
         concurrency: int,
         record: bool,
+        verify_existing: bool,
     ) -> None:
         self.src, self.dst, self.root = source, destination, root
         self.progress = progress
@@ -70,10 +73,18 @@ class _Copier:
         self.car_batch: list[tuple[CID, bytes, ContentDigest]] = []
         self.car_bytes = 0
         self.kubo = destination if isinstance(destination, KuboCAS) else None
+        self.local = destination if verify_existing and isinstance(destination, LocalCAS) else None
 
     async def _dst_has(self, cid: CID) -> bool:
         if self.present is not None:
             return bytes(cid.digest) in self.present
+        if self.local is not None:
+            # A block file that is there but damaged counts as absent, so it
+            # is copied again (put_block replaces it).
+            try:
+                return await self.local.verify(cid)
+            except BlockNotFoundError:
+                return False
         return await self.dst.has(self.dst.cid_to_id(cid))
 
     async def visit(self, cid: CID) -> None:
@@ -154,11 +165,13 @@ async def copy_dag(
     progress: ProgressCallback | None = None,
     concurrency: int = 16,
     record_written: bool = False,
+    verify_existing: bool = True,
 ) -> CopyReport:
     """Copy the DAG under ``root`` from ``source`` to ``destination``.
 
     Blocks the destination already holds are skipped; every other block is
-    verified against its CID before it is written, and blocks are written
+    verified against its CID before it is written (a damaged copy of it in
+    the destination is replaced), and blocks are written
     children first, so the root is written last and an interrupted copy
     never leaves a root pointing at missing blocks. Re-running after an
     interruption copies only what is still missing. Into a :class:`KuboCAS`,
@@ -170,12 +183,22 @@ async def copy_dag(
         progress: called with blocks done (copied + skipped) and bytes copied.
         concurrency: blocks handled at once.
         record_written: also list the CIDs written in the report.
+        verify_existing: into a :class:`LocalCAS`, count a block as already
+            there only if its file hashes to its CID (read and hashed: a copy
+            onto a damaged store repairs it). ``False`` trusts any file that
+            exists (faster to resume a copy into a store known to be sound).
+            Other destinations are asked ``has`` (a Kubo node: its list of
+            local blocks).
 
     Raises:
+        InvalidArgumentError: ``root`` is not a CID, or has a truncated digest.
         IntegrityError: a source block does not match its CID.
         BlockNotFoundError, TransportError: a store could not supply a block.
     """
-    if not isinstance(concurrency, int) or concurrency < 1:
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise InvalidArgumentError(f"concurrency must be an int >= 1, got {concurrency!r}")
     cid = root_cid(source, root)
-    return await _Copier(source, destination, cid, progress, concurrency, record_written).run()
+    copier = _Copier(
+        source, destination, cid, progress, concurrency, record_written, bool(verify_existing)
+    )
+    return await copier.run()
