@@ -20,7 +20,7 @@ from py_hamt.codec import dagcbor
 from py_hamt.codec.car import CARFormatError, CARReader
 from py_hamt.codec.node import NODE_WIDTH, Link, decode_node, encode_node
 from py_hamt.codec.shard import decode_shard
-from py_hamt.stores.sharded.manifest import Manifest
+from py_hamt.stores.sharded.layout import Manifest
 from tests.conftest import build_from
 
 B3 = multihash.get("blake3")

@@ -19,6 +19,7 @@ and each also inherits the builtin a caller would naturally catch, so that
     └── IntegrityError                        bytes do not match what was promised
         ├── MalformedNodeError  (ValueError)  a block is not the structure expected
         │   └── AmbiguousLayoutError          a root leaves a key's owner undecidable
+        ├── MissingBlockError                 a key is present but a block it needs is gone
         ├── CARFormatError      (ValueError)  a CAR file is not well formed
         ├── GatewayContentMismatch            a gateway's bytes do not hash to the CID
         │   └── GatewayContentUnverifiable    the bytes could not be checked at all
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidArgumentError",
     "KeyNotFoundError",
     "MalformedNodeError",
+    "MissingBlockError",
     "NodeUnreachableError",
     "NotCommittedError",
     "HTTPStatusError",
@@ -185,3 +187,19 @@ def format_id(block_id: object) -> str:
     if isinstance(block_id, (bytes, bytearray, memoryview)):
         return bytes(block_id).hex()
     return str(block_id)
+
+
+class MissingBlockError(IntegrityError):
+    """A key is present, but a block it needs (its value, or a node on its
+    path) is not in the store: the store holds only part of the DAG (pruned,
+    unpinned, half copied). ``key`` and ``block_id`` name both.
+
+    The Zarr stores raise this where the HAMT raises
+    :class:`BlockNotFoundError`. That one is also a ``KeyError``, which zarr
+    reads as "no such key" and skips, so a damaged dataset would open with
+    variables silently missing. This is deliberately not a ``KeyError``.
+    """
+
+    def __init__(self, message: str, block_id: object = None, key: str | None = None) -> None:
+        super().__init__(message, block_id)
+        self.key = key

@@ -19,7 +19,13 @@ from multiformats import CID
 
 from py_hamt.codec import dagcbor
 from py_hamt.codec.cids import cid_from_bytes
-from py_hamt.errors import MalformedNodeError, format_id, one_line
+from py_hamt.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    MalformedNodeError,
+    format_id,
+    one_line,
+)
 
 __all__ = ["NODE_WIDTH", "Bucket", "Entry", "Link", "decode_node", "encode_node"]
 
@@ -77,8 +83,9 @@ def _encode_id(block_id: Id) -> bytes:
     try:
         return dag_cbor.encode(cast(dag_cbor.IPLDKind, block_id))
     except (TypeError, ValueError, dag_cbor.encoding.CBOREncodingError) as exc:
-        raise TypeError(
-            f"cannot store id of type {type(block_id).__name__} in a HAMT node: {exc}"
+        raise InvalidTypeError(
+            f"cannot store id {block_id!r} of type {type(block_id).__name__} in a HAMT node: "
+            f"{one_line(exc)}"
         ) from exc
 
 
@@ -97,7 +104,7 @@ def _encode_bucket(bucket: Bucket) -> bytes:
 def encode_node(entries: Sequence[Entry]) -> bytes:
     """Encode 256 entries as a canonical DAG-CBOR node."""
     if len(entries) != NODE_WIDTH:
-        raise ValueError(f"a node has {NODE_WIDTH} entries, got {len(entries)}")
+        raise InvalidArgumentError(f"a node has {NODE_WIDTH} entries, got {len(entries)}")
     parts = [_NODE_HEAD]
     for e in entries:
         if e is None:
@@ -157,11 +164,29 @@ _EMPTY_RUN: Final = re.compile(rb"\xa0*")
 _NONES: Final = (None,) * NODE_WIDTH
 
 
-def _decode_fast(data: bytes) -> list[Entry]:
+def _duplicate_link(slot: int, block_id: Id, first: int) -> ValueError:
+    # The same child in two slots cannot be valid: each child's keys hash to
+    # the one slot that links it. Refusing it also stops a few blocks from
+    # fanning out into exponentially many paths for a walk.
+    return ValueError(
+        f"slot {slot} links child {format_id(block_id)} already linked from slot {first}"
+    )
+
+
+def _oversized(slot: int, n: int, max_bucket_size: int) -> ValueError:
+    return ValueError(
+        f"the bucket in slot {slot} holds {n} keys, more than max_bucket_size="
+        f"{max_bucket_size} (a HAMT written with a larger max_bucket_size must be "
+        "opened with it)"
+    )
+
+
+def _decode_fast(data: bytes, max_bucket_size: int | None) -> list[Entry]:
     if not data.startswith(_NODE_HEAD):
         raise _Fallback
     pos = 3
     i = 0
+    links: dict[Id, int] = {}
     entries: list[Entry] = []
     append = entries.append
     empty_run = _EMPTY_RUN.match
@@ -181,6 +206,10 @@ def _decode_fast(data: bytes) -> list[Entry]:
         i += 1
         if b == 0x81:
             block_id, pos = _read_id(data, pos)
+            if max_bucket_size is not None:
+                if block_id in links:
+                    raise _duplicate_link(i - 1, block_id, links[block_id])
+                links[block_id] = i - 1
             append(Link(block_id))
             continue
         if 0xA1 <= b <= 0xB7:
@@ -189,6 +218,11 @@ def _decode_fast(data: bytes) -> list[Entry]:
             n, pos = _read_len(data, pos, b & 31)
         else:
             raise ValueError(f"entry {i - 1} is neither a map nor a one-element array")
+        if max_bucket_size is not None and n > max_bucket_size:
+            raise _oversized(i - 1, n, max_bucket_size)
+        if n == 0:  # a non-minimal head for an empty map: still an empty slot
+            append(None)
+            continue
         bucket: Bucket = {}
         prev: bytes = b""
         for _ in range(n):
@@ -222,15 +256,18 @@ def _decode_fast(data: bytes) -> list[Entry]:
     return entries
 
 
-def _decode_generic(data: bytes) -> list[Entry]:
+def _decode_generic(data: bytes, max_bucket_size: int | None) -> list[Entry]:
     obj = dagcbor.decode(data)
     if not isinstance(obj, list) or len(obj) != NODE_WIDTH:
         raise ValueError(f"a node is an array of {NODE_WIDTH} entries")
+    links: dict[Id, int] = {}
     entries: list[Entry] = []
     for i, e in enumerate(obj):
         if isinstance(e, dict):
             if any(v is None or isinstance(v, (dict, list)) for v in e.values()):
                 raise ValueError(f"bucket in entry {i} holds a value that is not an id")
+            if max_bucket_size is not None and len(e) > max_bucket_size:
+                raise _oversized(i, len(e), max_bucket_size)
             entries.append(dict(e) if e else None)
         elif (
             isinstance(e, list)
@@ -238,24 +275,36 @@ def _decode_generic(data: bytes) -> list[Entry]:
             and not isinstance(e[0], (dict, list))
             and e[0] is not None
         ):
+            if max_bucket_size is not None:
+                if e[0] in links:
+                    raise _duplicate_link(i, e[0], links[e[0]])
+                links[e[0]] = i
             entries.append(Link(e[0]))
         else:
             raise ValueError(f"entry {i} is neither a map nor a one-element array")
     return entries
 
 
-def decode_node(data: bytes, block_id: Id = None) -> list[Entry]:
+def decode_node(
+    data: bytes, block_id: Id = None, *, max_bucket_size: int | None = None
+) -> list[Entry]:
     """Decode a node's 256 entries.
 
     Raises :class:`MalformedNodeError`, naming ``block_id``, for anything that
     is not a node in this layout: bad CBOR, the wrong shape, trailing bytes,
     keys that are not UTF-8 text or repeat.
+
+    With ``max_bucket_size`` (as the HAMT decodes its nodes) the HAMT's rules
+    are checked too: no bucket holds more keys than that, and no child is
+    linked from two slots. The format does not record the writer's
+    ``max_bucket_size``; a reader passes its own, so a node with larger
+    buckets is malformed for it. Without it, this is the plain codec.
     """
     try:
         try:
-            return _decode_fast(bytes(data))
+            return _decode_fast(bytes(data), max_bucket_size)
         except _Fallback:
-            return _decode_generic(bytes(data))
+            return _decode_generic(bytes(data), max_bucket_size)
     except (ValueError, IndexError, TypeError, dag_cbor.decoding.CBORDecodingError) as exc:
         raise MalformedNodeError(
             f"block {format_id(block_id)} is not a valid HAMT node: {one_line(exc)}", block_id

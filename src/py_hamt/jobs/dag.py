@@ -9,7 +9,7 @@ from multiformats import CID
 from py_hamt.codec import dagcbor
 from py_hamt.codec.cids import cid_from_bytes
 from py_hamt.codec.varint import read_varint
-from py_hamt.errors import InvalidArgumentError, MalformedNodeError
+from py_hamt.errors import InvalidArgumentError, MalformedNodeError, one_line
 
 __all__ = ["links"]
 
@@ -65,7 +65,13 @@ def _dag_pb_links(data: bytes) -> list[CID]:
 
 
 def links(cid: CID, data: bytes) -> list[CID]:
-    """The CIDs a block links to (raw: none; dag-cbor: every CID; dag-pb: links).
+    """The distinct CIDs a block links to, each once, in the order first met
+    (raw: none; dag-cbor: every CID; dag-pb: links).
+
+    Each child is listed once however often the block links it, so a walk
+    that also skips blocks it has already visited does work proportional to
+    the distinct blocks, not to the paths through them (a few blocks that
+    each link one child 256 times would otherwise make 256**depth paths).
 
     Raises:
         MalformedNodeError: the block does not decode as its codec says.
@@ -78,11 +84,11 @@ def links(cid: CID, data: bytes) -> list[CID]:
         if code == _DAG_CBOR:
             found: list[CID] = []
             _cids_in(dagcbor.decode(data), found)
-            return found
+            return list(dict.fromkeys(found))
         if code == _DAG_PB:
-            return _dag_pb_links(data)
+            return list(dict.fromkeys(_dag_pb_links(data)))
     except (ValueError, IndexError) as exc:
         raise MalformedNodeError(
-            f"block {cid} does not decode as {cid.codec.name}: {exc}", cid
+            f"block {cid} does not decode as {cid.codec.name}: {one_line(exc)}", cid
         ) from exc
     raise InvalidArgumentError(f"cannot walk block {cid}: codec {cid.codec.name} is not supported")

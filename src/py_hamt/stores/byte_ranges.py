@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 
-from py_hamt.errors import InvalidArgumentError
+from py_hamt.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["to_hamt_range"]
 
@@ -15,7 +15,8 @@ def to_hamt_range(
     """``(offset, length, suffix)`` for :meth:`HAMT.get`.
 
     Raises:
-        TypeError: ``byte_range`` is not one of zarr's request types.
+        InvalidTypeError: (a ``TypeError``) ``byte_range`` is not one of
+            zarr's request types.
         InvalidArgumentError: a range whose end is before its start.
     """
     match byte_range:
@@ -30,4 +31,4 @@ def to_hamt_range(
         case SuffixByteRequest(suffix=suffix):
             return None, None, suffix
         case _:
-            raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
+            raise InvalidTypeError(f"Unexpected byte_range, got {byte_range!r}")

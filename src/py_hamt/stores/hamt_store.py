@@ -14,7 +14,15 @@ from zarr.core.buffer import Buffer, BufferPrototype
 
 from py_hamt.cas.base import slice_range
 from py_hamt.cas.write_result import WriteResult
-from py_hamt.errors import InvalidArgumentError, KeyNotFoundError, ReadOnlyError, format_id
+from py_hamt.errors import (
+    BlockNotFoundError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    KeyNotFoundError,
+    MissingBlockError,
+    ReadOnlyError,
+    format_id,
+)
 from py_hamt.stores.byte_ranges import to_hamt_range
 from py_hamt.stores.document_cache import DocumentCache
 from py_hamt.stores.key_index import KeyIndex
@@ -50,6 +58,15 @@ class ZarrHAMTStore(StoreMixin, Store):
     error; byte ranges past the end read as empty. ``zarr.json`` documents
     are cached after their first read while the HAMT is read-only (the cache
     is dropped whenever the HAMT's committed root changes).
+
+    A key the HAMT holds whose block is gone from the store (its value, or a
+    node on its path) is never read as missing: any method that needs that
+    block raises :class:`~py_hamt.errors.MissingBlockError` naming the key
+    and the block (``exists`` needs only the nodes, so a key whose value
+    block alone is gone still exists; reading it raises).
+    It is deliberately not a ``KeyError``: zarr takes a ``KeyError`` from a
+    store to mean "not there" and would open the dataset without that
+    variable.
     """
 
     supports_writes: bool = True
@@ -177,29 +194,43 @@ class ZarrHAMTStore(StoreMixin, Store):
                     data = slice_range(data, offset, length, suffix)
         except KeyNotFoundError:
             return None
+        except BlockNotFoundError as exc:
+            raise _missing(exc, key) from exc
         if is_metadata and self._committed_root() is not None:
             self._metadata.put(key, data)
         return prototype.buffer.from_bytes(data)
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` is present."""
-        return await self._hamt.has(key)
+        try:
+            return await self._hamt.has(key)
+        except BlockNotFoundError as exc:
+            raise _missing(exc, key) from exc
 
     # ----------------------------------------------------------------- writes
     async def set(self, key: str, value: Buffer) -> None:
         """Store ``value`` under ``key``; raises ``ReadOnlyError`` if read-only."""
         self._check_writable()
         if not isinstance(value, Buffer):
-            raise TypeError(f"ZarrHAMTStore.set expects a zarr Buffer, got {type(value).__name__}")
-        written = await self._hamt.set(key, self._encode(key, value.to_bytes()))
+            raise InvalidTypeError(
+                f"ZarrHAMTStore.set expects a zarr Buffer for key {key!r}, "
+                f"got {type(value).__name__}"
+            )
+        try:
+            written = await self._hamt.set(key, self._encode(key, value.to_bytes()))
+        except BlockNotFoundError as exc:
+            raise _missing(exc, key) from exc
         if self.on_write is not None:
             self.on_write(key, written)
 
     async def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
         self._check_writable()
-        with contextlib.suppress(KeyNotFoundError):
-            await self._hamt.delete(key)
+        try:
+            with contextlib.suppress(KeyNotFoundError):
+                await self._hamt.delete(key)
+        except BlockNotFoundError as exc:
+            raise _missing(exc, key) from exc
 
     # ---------------------------------------------------------------- listing
     async def _key_index(self) -> KeyIndex | None:
@@ -210,13 +241,21 @@ class ZarrHAMTStore(StoreMixin, Store):
             return None
         cached = _KEY_INDEXES.get(root)
         if cached is None:
-            cached = KeyIndex([key async for key in self._hamt.keys()])
+            cached = KeyIndex([key async for key in self._keys()])
             _KEY_INDEXES.put(root, cached)
         return cached
 
+    async def _keys(self) -> AsyncIterator[str]:
+        """The HAMT's keys; a missing node is a ``MissingBlockError``."""
+        try:
+            async for key in self._hamt.keys():
+                yield key
+        except BlockNotFoundError as exc:
+            raise _missing(exc, None) from exc
+
     async def list(self) -> AsyncIterator[str]:
         """Every key, in HAMT order (not sorted)."""
-        async for key in self._hamt.keys():
+        async for key in self._keys():
             yield key
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
@@ -230,7 +269,7 @@ class ZarrHAMTStore(StoreMixin, Store):
             for key in index.with_prefix(prefix):
                 yield key
             return
-        async for key in self._hamt.keys():
+        async for key in self._keys():
             if key.startswith(prefix):
                 yield key
 
@@ -250,12 +289,23 @@ class ZarrHAMTStore(StoreMixin, Store):
         if prefix:
             prefix += "/"
         seen: set[str] = set()
-        async for key in self._hamt.keys():
+        async for key in self._keys():
             if key.startswith(prefix):
                 name = key[len(prefix) :].split("/", 1)[0]
                 if name not in seen:
                     seen.add(name)
                     yield name
+
+
+def _missing(exc: BlockNotFoundError, key: str | None) -> MissingBlockError:
+    """The HAMT's ``BlockNotFoundError`` (a ``KeyError``) as an error zarr
+    cannot mistake for a missing key."""
+    message = str(exc)  # the HAMT's message names the id and the key that needed it
+    if key is None:
+        message = f"cannot list the keys: {message}"
+    elif repr(key) not in message:
+        message = f"key {key!r}: {message}"
+    return MissingBlockError(message, exc.block_id, key)
 
 
 class _IndexCache:

@@ -13,6 +13,16 @@ not in memory it stops, the child is loaded, and the pass starts over. The
 HAMT holds no loop-bound state between calls, so it can be driven from
 several event loops in turn (zarr's own loop thread, then ``asyncio.run``),
 but not from several threads at once.
+
+Hostile or damaged input. Every node is checked as it is decoded: 256
+entries, buckets of 1 to ``max_bucket_size`` keys, no child linked twice. A
+lookup follows one path of at most ``len(hash)`` levels. Walks (``keys``,
+``len``, ``stats``) visit each block at most once, stop at ``len(hash)``
+levels, and check that every bucket key hashes to the place it is in, so
+``keys()`` never lists a key that ``get()`` cannot find; any of these
+failing is a :class:`MalformedNodeError` naming the node. A block that is
+missing is a :class:`BlockNotFoundError` naming its id and the key (or the
+node) that needed it, never a missing key.
 """
 
 from __future__ import annotations
@@ -29,13 +39,17 @@ from py_hamt.codec import dagcbor
 from py_hamt.codec.cids import freeze_id, thaw_id
 from py_hamt.codec.node import Link
 from py_hamt.errors import (
+    BlockNotFoundError,
     HashExhaustedError,
+    IntegrityError,
     InvalidArgumentError,
+    InvalidTypeError,
     KeyNotFoundError,
     MalformedNodeError,
     NotCommittedError,
     ReadOnlyError,
     format_id,
+    one_line,
 )
 from py_hamt.trie.hashing import HashFn, blake3_hashfn
 from py_hamt.trie.node import Node
@@ -93,6 +107,11 @@ class HAMT:
     Raises:
         InvalidArgumentError: ``max_bucket_size < 1``, or a read-only HAMT
             without a root (``build`` can make one; the constructor cannot).
+
+    ``max_bucket_size`` is not recorded in the format, so a reader must know
+    the writer's: a node whose bucket holds more keys than the reader's
+    ``max_bucket_size`` is refused as malformed (smaller buckets are fine;
+    py-hamt 3.x leaves them after deletes).
     """
 
     def __init__(
@@ -150,6 +169,8 @@ class HAMT:
         self.last_commit: WriteResult | None = None
         # In-flight node loads, so concurrent readers share one request.
         self._inflight: dict[Any, tuple[asyncio.AbstractEventLoop, asyncio.Future[Node]]] = {}
+        # Levels the hash allows (its length), found on first use.
+        self._levels = 0
 
     @classmethod
     async def build(
@@ -309,13 +330,21 @@ class HAMT:
     # ---------------------------------------------------------------- hashing
     def _hash(self, key: str) -> bytes:
         if type(key) is not str:
-            raise TypeError(f"HAMT keys are str, got {type(key).__name__}: {key!r}")
+            raise InvalidTypeError(f"HAMT keys are str, got {type(key).__name__}: {key!r}")
         h = self.hash_fn(key.encode("utf-8"))
         if type(h) is not bytes:
             if isinstance(h, (bytearray, memoryview)):
                 return bytes(h)
-            raise TypeError(f"hash_fn must return bytes, got {type(h).__name__}")
+            raise InvalidTypeError(
+                f"hash_fn must return bytes, got {type(h).__name__} for key {key!r}"
+            )
         return h
+
+    def _max_levels(self) -> int:
+        """How many levels the hash allows: its length in bytes."""
+        if not self._levels:
+            self._levels = len(self._hash(""))
+        return self._levels
 
     def _exhausted(self, key: str, h: bytes) -> HashExhaustedError:
         return HashExhaustedError(
@@ -347,8 +376,13 @@ class HAMT:
         fut: asyncio.Future[Node] = loop.create_future()
         self._inflight[block_id] = (loop, fut)
         try:
-            data = await self.cas.load(block_id)
-            node = Node.decode(data, block_id)
+            try:
+                data = await self.cas.load(block_id)
+            except BlockNotFoundError:
+                raise
+            except KeyError as exc:  # a store that raises a plain KeyError
+                raise BlockNotFoundError(block_id, "a HAMT node") from exc
+            node = Node.decode(data, block_id, self.max_bucket_size)
         except asyncio.CancelledError:
             fut.cancel()
             raise
@@ -367,24 +401,52 @@ class HAMT:
 
         Read-only: through the node cache. Write mode: the child is put into
         the parent's slot, so later passes find it in memory.
+
+        Raises:
+            BlockNotFoundError: the child's block is not in the store.
+            MalformedNodeError: the child is not a node, or its id is not one
+                the store can load.
         """
         if self._read_only:
             node = self._cache.get(link.id)
             if node is None:
-                node = await self._load_node(link.id)
+                node = await self._load_child(parent, index, link)
                 self._cache.put(link.id, node)
             return node
-        node = await self._load_node(link.id)
+        node = await self._load_child(parent, index, link)
         if parent.slots[index] is link:
             parent.slots[index] = node
             self._in_memory += 1
         return node
 
+    async def _load_child(self, parent: Node, index: int, link: Link) -> Node:
+        try:
+            return await self._load_node(link.id)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            # The store refused the id itself (an int where it wants a CID):
+            # the link cannot point at a node.
+            raise MalformedNodeError(
+                f"node {_name(parent)} links {format_id(link.id)} in slot {index}, "
+                f"which the store cannot load as a node: {one_line(exc)}",
+                parent.saved_id,
+            ) from exc
+
+    @staticmethod
+    def _missing(exc: BlockNotFoundError, needed_by: str) -> BlockNotFoundError:
+        """``exc`` again, saying what needed the missing block."""
+        detail = f"{needed_by} ({exc.detail})" if exc.detail else needed_by
+        return BlockNotFoundError(exc.block_id, detail)
+
     # --------------------------------------------------------------- lookups
     async def _find(self, key: str) -> IPLDKind:
-        """The value id stored under ``key``; ``KeyNotFoundError`` if absent."""
+        """The value id stored under ``key``; ``KeyNotFoundError`` if absent,
+        ``BlockNotFoundError`` naming ``key`` if a node on its path is gone."""
         h = self._hash(key)
-        node = self._root if self._root is not None else await self._get_root()
+        node = self._root
+        if node is None:
+            node = await self._load_for(key)
         depth = 0
         cache = self._cache if self._read_only else None
         while True:
@@ -407,14 +469,30 @@ class HAMT:
                 node = e  # type: ignore[assignment]
             else:
                 child = cache.get(e.id) if cache is not None else None  # type: ignore[union-attr]
-                node = child if child is not None else await self._resolve(node, index, e)  # type: ignore[arg-type]
+                if child is None:
+                    child = await self._load_for(key, node, index, e)  # type: ignore[arg-type]
+                node = child
             depth += 1
+
+    async def _load_for(
+        self, key: str, parent: Node | None = None, index: int = 0, link: Link | None = None
+    ) -> Node:
+        """The root (no ``link``) or the child behind ``link``, for an
+        operation on ``key``; a missing block names that key."""
+        try:
+            if link is None or parent is None:
+                return await self._get_root()
+            return await self._resolve(parent, index, link)
+        except BlockNotFoundError as exc:
+            raise self._missing(exc, f"a node on the path of key {key!r}") from exc
 
     async def get_pointer(self, key: str) -> IPLDKind:
         """The id of the block holding ``key``'s value.
 
         Raises:
             KeyNotFoundError: ``key`` is absent (a ``KeyError``).
+            BlockNotFoundError: a node on ``key``'s path is not in the store
+                (also a ``KeyError``, but never a :class:`KeyNotFoundError`).
         """
         return await self._find(key)
 
@@ -433,6 +511,8 @@ class HAMT:
 
         Raises:
             KeyNotFoundError: ``key`` is absent (a ``KeyError`` naming it).
+            BlockNotFoundError: ``key`` is present but its value block, or a
+                node on its path, is not in the store; names the key and id.
             InvalidArgumentError: a bad range, or a range on encoded values.
         """
         ranged = offset is not None or length is not None or suffix is not None
@@ -443,9 +523,13 @@ class HAMT:
                     f"byte ranges need values_are_bytes=True (reading key {key!r})"
                 )
         vid = await self._find(key)
-        if ranged:
-            return await self.cas.load(vid, offset=offset, length=length, suffix=suffix)
-        data = await self.cas.load(vid)
+        try:
+            if ranged:
+                return await self.cas.load(vid, offset=offset, length=length, suffix=suffix)
+            data = await self.cas.load(vid)
+        except KeyError as exc:  # BlockNotFoundError, or a store's plain KeyError
+            cause = exc if isinstance(exc, BlockNotFoundError) else BlockNotFoundError(vid)
+            raise self._missing(cause, f"the value of key {key!r}") from exc
         if self.values_are_bytes:
             return data
         try:
@@ -456,61 +540,135 @@ class HAMT:
             ) from exc
 
     async def has(self, key: str) -> bool:
-        """Whether ``key`` is present."""
+        """Whether ``key`` is present.
+
+        Raises:
+            BlockNotFoundError: a node on ``key``'s path is not in the store,
+                so the answer is unknown.
+        """
         try:
             await self._find(key)
         except KeyNotFoundError:
             return False
         return True
 
-    async def _iter_nodes(self) -> AsyncIterator[Node]:
-        """Every node, depth first in slot order, loading as needed."""
-        stack = [await self._get_root()]
+    async def _walk(self) -> AsyncIterator[tuple[Node, int]]:
+        """Every node with its depth (the root is 0), depth first in slot
+        order, loading as needed.
+
+        Bounded on any input: each block is visited at most once (in a HAMT
+        every node has one parent, so a second link to a block is malformed),
+        no deeper than the hash allows, and each node's bucket keys are
+        checked against their hashes before the node is yielded.
+        """
+        root = await self._get_root()
+        levels = self._max_levels()
+        cache = self._cache if self._read_only else None
+        seen: set[Any] = set()
+        if root.saved_id is not None:
+            seen.add(root.saved_id)
+        stack: list[tuple[Node, bytes]] = [(root, b"")]
         while stack:
-            node = stack.pop()
-            yield node
-            children: list[Node] = []
+            node, path = stack.pop()
+            if node.checked != path:
+                self._check_placement(node, path)
+            depth = len(path)
+            yield node, depth
+            children: list[tuple[Node, bytes]] = []
             for i, e in enumerate(node.slots):
-                if type(e) is Node:
-                    children.append(e)
-                elif type(e) is Link:
-                    cached = self._cache.get(e.id) if self._read_only else None
-                    children.append(cached or await self._resolve(node, i, e))
+                t = type(e)
+                if t is Link:
+                    child_id = e.id  # type: ignore[union-attr]
+                elif t is Node:
+                    child_id = e.saved_id  # type: ignore[union-attr]
+                else:
+                    continue
+                if depth + 1 >= levels:
+                    raise MalformedNodeError(
+                        f"node {_name(node)} links a child in slot {i} at depth {depth + 1}, "
+                        f"deeper than the {levels}-byte hash allows",
+                        node.saved_id,
+                    )
+                if child_id is not None:
+                    if child_id in seen:
+                        raise MalformedNodeError(
+                            f"node {format_id(child_id)} is linked again from slot {i} of node "
+                            f"{_name(node)}: a HAMT node has one parent",
+                            child_id,
+                        )
+                    seen.add(child_id)
+                if t is Node:
+                    child = e
+                else:
+                    child = cache.get(child_id) if cache is not None else None
+                    if child is None:
+                        try:
+                            child = await self._resolve(node, i, e)  # type: ignore[arg-type]
+                        except BlockNotFoundError as exc:
+                            raise self._missing(
+                                exc, f"the child in slot {i} of node {_name(node)}"
+                            ) from exc
+                children.append((child, path + bytes((i,))))  # type: ignore[arg-type]
             stack.extend(reversed(children))
+
+    def _check_placement(self, node: Node, path: bytes) -> None:
+        """Check that every bucket key in ``node``, reached by ``path``, hashes
+        to that path and its slot; remember the path once it holds.
+
+        One hash per key, once per node: walks pay it, lookups never do.
+        """
+        depth = len(path)
+        hash_fn = self.hash_fn
+        for i, e in enumerate(node.slots):
+            if type(e) is not dict:
+                continue
+            place = path + bytes((i,))
+            for key in e:
+                h = hash_fn(key.encode("utf-8"))
+                if type(h) is not bytes:
+                    h = self._hash(key)
+                if not h.startswith(place):
+                    raise MalformedNodeError(
+                        f"node {_name(node)} holds key {key!r} in slot {i} at depth {depth}, "
+                        f"where its hash does not place it (path {list(place)}, hash "
+                        f"{list(h[: depth + 1])})",
+                        node.saved_id,
+                    )
+        node.checked = path
 
     async def stats(self) -> dict[str, int]:
         """Shape of the trie: ``keys``, ``nodes``, ``depth`` (levels, the root
         is 1) and ``node_bytes`` (encoded sizes; estimated for unwritten nodes).
-        Walks every node."""
+        Walks every node (see :meth:`keys` for what is checked)."""
         keys = nodes = depth = node_bytes = 0
-        stack = [(await self._get_root(), 1)]
-        while stack:
-            node, level = stack.pop()
+        async for node, level in self._walk():
             nodes += 1
-            depth = max(depth, level)
+            depth = max(depth, level + 1)
             node_bytes += node.estimated_bytes()
-            for i, e in enumerate(node.slots):
+            for e in node.slots:
                 if type(e) is dict:
                     keys += len(e)
-                elif type(e) is Node:
-                    stack.append((e, level + 1))
-                elif type(e) is Link:
-                    cached = self._cache.get(e.id) if self._read_only else None
-                    stack.append((cached or await self._resolve(node, i, e), level + 1))
         return {"keys": keys, "nodes": nodes, "depth": depth, "node_bytes": node_bytes}
 
     async def keys(self) -> AsyncIterator[str]:
-        """Every key, in a deterministic order (by hash, not by name)."""
-        async for node in self._iter_nodes():
+        """Every key, in a deterministic order (by hash, not by name).
+
+        Raises:
+            MalformedNodeError: a key is not where its hash places it (so
+                ``get`` could not find it), a block is linked twice, or the
+                trie is deeper than the hash allows.
+            BlockNotFoundError: a node is not in the store.
+        """
+        async for node, _ in self._walk():
             for e in node.slots:
                 if type(e) is dict:
                     for k in list(e):
                         yield k
 
     async def len(self) -> int:
-        """The number of keys (walks every node)."""
+        """The number of keys (walks every node, checking it as :meth:`keys` does)."""
         n = 0
-        async for node in self._iter_nodes():
+        async for node, _ in self._walk():
             for e in node.slots:
                 if type(e) is dict:
                     n += len(e)
@@ -525,7 +683,7 @@ class HAMT:
         if self.values_are_bytes:
             if type(value) is not bytes:
                 if not isinstance(value, (bytearray, memoryview)):
-                    raise TypeError(
+                    raise InvalidTypeError(
                         f"values_are_bytes=True needs bytes for key {key!r}, "
                         f"got {type(value).__name__}"
                     )
@@ -535,7 +693,9 @@ class HAMT:
             try:
                 data = dag_cbor.encode(value)
             except (dag_cbor.encoding.CBOREncodingError, TypeError, ValueError) as exc:
-                raise TypeError(f"value for key {key!r} is not an IPLD value: {exc}") from exc
+                raise InvalidTypeError(
+                    f"value for key {key!r} is not an IPLD value: {one_line(exc)}"
+                ) from exc
         return await self.cas.put(data, _VALUE_CODEC)
 
     async def set(self, key: str, value: Any) -> WriteResult:
@@ -546,8 +706,9 @@ class HAMT:
 
         Raises:
             ReadOnlyError: in read-only mode.
-            TypeError: ``key`` is not ``str``, or ``value`` does not fit
-                ``values_are_bytes``.
+            InvalidTypeError: (a ``TypeError``) ``key`` is not ``str``, or
+                ``value`` does not fit ``values_are_bytes``.
+            BlockNotFoundError: a node on ``key``'s path is not in the store.
         """
         self._check_writable()
         h = self._hash(key)
@@ -561,7 +722,7 @@ class HAMT:
                 self._set_pass(root, h, key, vid)
                 break
             except _NeedsLoad as need:
-                await self._resolve(need.parent, need.index, need.link)
+                await self._load_for(key, need.parent, need.index, need.link)
                 self._check_writable()
         if self._in_memory * _BUFFERED_NODE_BYTES > self.max_buffer_bytes:
             await self._keep_buffer_bounded()
@@ -638,7 +799,7 @@ class HAMT:
                 self._delete_pass(root, h, key)
                 break
             except _NeedsLoad as need:
-                await self._resolve(need.parent, need.index, need.link)
+                await self._load_for(key, need.parent, need.index, need.link)
                 self._check_writable()
         await self._keep_buffer_bounded()
 
@@ -679,6 +840,8 @@ class HAMT:
                 break
             parent, index = path[level - 1]
             parent.slots[index] = dict(entries) if entries else None
+            if child.checked is None:
+                parent.checked = None  # unchecked keys moved up: check again
             self._in_memory -= 1
 
     # ---------------------------------------------------------------- commit
@@ -781,3 +944,8 @@ class HAMT:
         root = self._committed_root_id()
         shown = format_id(root) if root is not None else "<uncommitted>"
         return f"<HAMT {mode} root={shown} cas={type(self.cas).__name__}>"
+
+
+def _name(node: Node) -> str:
+    """A node's id for a message (a node changed in memory has none yet)."""
+    return format_id(node.saved_id) if node.saved_id is not None else "<unsaved node>"

@@ -10,6 +10,11 @@ A slot holds one of:
 A node is *clean* when ``saved_id`` is the id of its current content. Every
 change marks the changed node and all its ancestors dirty, so a clean node
 never has a dirty descendant; flushing relies on that.
+
+``checked`` is the path (the slots taken from the root, one byte a level) at
+which every bucket key was last found to hash to its place, or ``None`` when
+not yet checked. Walks check each node once, lazily: a lookup needs no such
+check, since it only ever finds a key along that key's own hash.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from py_hamt.codec.node import NODE_WIDTH, Bucket, Entry, Link, decode_node, encode_node
+from py_hamt.errors import NotCommittedError
 
 __all__ = ["Node", "Slot"]
 
@@ -37,7 +43,7 @@ _LINK_MEMORY = 48 + _ID_MEMORY
 class Node:
     """One HAMT node: 256 slots plus bookkeeping for flushing."""
 
-    __slots__ = ("_memory", "nbytes", "saved_id", "slots", "version")
+    __slots__ = ("_memory", "checked", "nbytes", "saved_id", "slots", "version")
 
     def __init__(self, slots: list[Slot], saved_id: object = None, nbytes: int = 0) -> None:
         self.slots = slots
@@ -45,15 +51,19 @@ class Node:
         self.version = 0
         self.nbytes = nbytes
         self._memory = 0
+        self.checked: bytes | None = None
 
     @classmethod
     def empty(cls) -> Node:
         return cls([None] * NODE_WIDTH)
 
     @classmethod
-    def decode(cls, data: bytes, block_id: object) -> Node:
-        """Decode a stored node; raises ``MalformedNodeError`` naming ``block_id``."""
-        entries: list[Slot] = decode_node(data, block_id)  # type: ignore[assignment]
+    def decode(cls, data: bytes, block_id: object, max_bucket_size: int | None = None) -> Node:
+        """Decode a stored node; raises ``MalformedNodeError`` naming ``block_id``
+        (see :func:`~py_hamt.codec.node.decode_node` for what is checked)."""
+        entries: list[Slot] = decode_node(  # type: ignore[assignment]
+            data, block_id, max_bucket_size=max_bucket_size
+        )
         return cls(entries, saved_id=block_id, nbytes=len(data))
 
     def mark_dirty(self) -> None:
@@ -67,7 +77,7 @@ class Node:
         for e in self.slots:
             if type(e) is Node:
                 if e.saved_id is None:
-                    raise RuntimeError("cannot encode a node whose child is not saved")
+                    raise NotCommittedError("cannot encode a node whose child is not saved")
                 entries.append(Link(e.saved_id))
             else:
                 entries.append(e)  # type: ignore[arg-type]
