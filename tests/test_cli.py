@@ -132,6 +132,7 @@ def test_failures_exit_non_zero_with_one_line(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
     (tmp_path / "bogus.car").write_bytes(b"\x05junk")
+    LocalCAS(tmp_path / "st")  # an empty store: the read-only commands need one
     done = run_cli(args, tmp_path)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1

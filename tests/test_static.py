@@ -1,12 +1,25 @@
-"""ruff and mypy --strict over the package, as part of the test suite."""
+"""ruff and mypy --strict over the package, as part of the test suite.
+
+``python -m pytest`` alone (the README's test command) runs them. CI runs the
+same commands as steps of their own before pytest (``.ci/run``) and sets
+``PY_HAMT_STATIC_CHECKED=1``, so they are not run twice there.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("PY_HAMT_STATIC_CHECKED") == "1",
+    reason="ruff and mypy already ran as CI steps (.ci/run)",
+)
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:

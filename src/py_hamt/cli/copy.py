@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from py_hamt.cas.local import LocalCAS
 from py_hamt.cli.progress_bar import ProgressBar
-from py_hamt.cli.stores import STORE_HELP, close_store, open_store, resolve_root
-from py_hamt.errors import InvalidArgumentError
-from py_hamt.jobs.copy import copy_dag
+from py_hamt.cli.stores import (
+    STORE_HELP,
+    check_ref_name,
+    check_root_store,
+    close_store,
+    open_store,
+    parse_root,
+    require_local,
+    resolve_root,
+    set_ref,
+)
 
 __all__ = ["add_parser"]
 
@@ -26,22 +33,34 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def run(args: argparse.Namespace) -> int:
-    source = open_store(args.source)
-    destination = open_store(args.destination)
-    bar = ProgressBar("copying")
+    from py_hamt.jobs.copy import copy_dag
+
+    wanted = parse_root(args.root)
+    check_root_store(wanted, args.source, "--from")
+    if args.ref is not None:
+        require_local(args.destination, "--ref")
+    source = open_store(args.source, create=False)
     try:
-        root = await resolve_root(source, args.root)
-        done = await copy_dag(source, destination, root, progress=bar)
-        if args.ref:
-            if not isinstance(destination, LocalCAS):
-                raise InvalidArgumentError("--ref needs a local destination")
-            await destination.set_ref(args.ref, root)
+        destination = open_store(args.destination)
+        try:
+            root = await resolve_root(source, wanted)
+            if args.ref is not None:
+                await check_ref_name(destination, args.ref)
+            bar = ProgressBar("copying")
+            try:
+                done = await copy_dag(source, destination, root, progress=bar)
+            finally:
+                bar.close()
+            # Copied, root last: say so before anything else can fail.
+            print(
+                f"{root}: {done.copied} blocks copied, {done.skipped} already there, "
+                f"{done.bytes_copied} bytes moved",
+                flush=True,
+            )
+            if args.ref is not None:
+                await set_ref(destination, args.ref, root)
+        finally:
+            await close_store(destination)
     finally:
-        bar.close()
         await close_store(source)
-        await close_store(destination)
-    print(
-        f"{root}: {done.copied} blocks copied, {done.skipped} already there, "
-        f"{done.bytes_copied} bytes moved"
-    )
     return 0

@@ -8,13 +8,15 @@ import argparse
 import asyncio
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import xarray as xr
+from py_hamt.cli.options import positive_int
+from py_hamt.cli.progress_bar import ProgressBar
 
-from py_hamt.cas.local import LocalCAS
-from py_hamt.datasets import climate_dataset
-from py_hamt.stores.hamt_store import ZarrHAMTStore
-from py_hamt.trie.hamt import HAMT
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from py_hamt.cas.local import LocalCAS
 
 __all__ = ["DEFAULT_DIR", "add_parser", "run"]
 
@@ -36,22 +38,30 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--dir", type=Path, default=DEFAULT_DIR, help=f"store directory (default {DEFAULT_DIR})"
     )
-    p.add_argument("--time", type=int, default=96, help="time steps (default 96)")
-    p.add_argument("--lat", type=int, default=90, help="latitudes (default 90)")
-    p.add_argument("--lon", type=int, default=180, help="longitudes (default 180)")
+    p.add_argument("--time", type=positive_int, default=96, help="time steps (default 96)")
+    p.add_argument("--lat", type=positive_int, default=90, help="latitudes (default 90)")
+    p.add_argument("--lon", type=positive_int, default=180, help="longitudes (default 180)")
     p.set_defaults(func=run)
 
 
 async def _read(cas: LocalCAS, root: object) -> xr.Dataset:
+    import xarray as xr
+
+    from py_hamt.stores.hamt_store import ZarrHAMTStore
+    from py_hamt.trie.hamt import HAMT
+
     hamt = await HAMT.build(cas=cas, root_node_id=root, read_only=True, values_are_bytes=True)
     store = ZarrHAMTStore(hamt, read_only=True)
     return await asyncio.to_thread(lambda: xr.open_zarr(store=store).load())
 
 
 async def run(args: argparse.Namespace) -> int:
+    from py_hamt.cas.local import LocalCAS
+    from py_hamt.datasets import climate_dataset
+    from py_hamt.jobs.publish import publish_dataset
+
     ds = climate_dataset(n_time=args.time, n_lat=args.lat, n_lon=args.lon)
     chunks = (min(24, args.time), min(45, args.lat), min(90, args.lon))
-    encoding = {name: {"chunks": chunks} for name in ds.data_vars}
     print(f"dataset: {dict(ds.sizes)}, variables {list(ds.data_vars)}, {ds.nbytes / 2**20:.1f} MiB")
 
     cas = LocalCAS(args.dir)
@@ -64,17 +74,21 @@ async def run(args: argparse.Namespace) -> int:
 
     before = len(cas.block_files())
     started = time.perf_counter()
-    hamt = await HAMT.build(cas=cas, values_are_bytes=True)
-    store = ZarrHAMTStore(hamt, read_only=False)
-    await asyncio.to_thread(ds.to_zarr, store=store, mode="w", zarr_format=3, encoding=encoding)
-    commit = await hamt.make_read_only()
-    await cas.set_ref(REF, commit.id)
+    bar = ProgressBar("writing")
+    try:
+        done = await publish_dataset(
+            cas, ds, chunks=dict.fromkeys(map(str, ds.data_vars), chunks), progress=bar
+        )
+    finally:
+        bar.close()
+    digest = f"  ({done.root.digest})" if done.root is not None else ""
+    print(f"root: {done.root_cid}{digest}", flush=True)
+    await cas.set_ref(REF, done.root_cid)
     new_blocks = len(cas.block_files()) - before
     print(f"wrote {new_blocks} new blocks to {args.dir} in {time.perf_counter() - started:.2f} s")
-    print(f"root: {commit.id}  ({commit.digest})")
 
     started = time.perf_counter()
-    back = await _read(cas, commit.id)
+    back = await _read(cas, done.root_cid)
     if not back.identical(ds):
         print("FAILED: the dataset read back differs from the one written")
         return 1

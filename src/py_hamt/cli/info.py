@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from py_hamt.cas.base import ContentAddressedStore
-from py_hamt.cli.stores import STORE_HELP, close_store, open_store, resolve_root
+from py_hamt.cli.stores import (
+    STORE_HELP,
+    check_root_store,
+    close_store,
+    open_store,
+    parse_root,
+    resolve_root,
+)
 from py_hamt.errors import MalformedNodeError
-from py_hamt.stores.sharded import ShardedZarrStore
-from py_hamt.trie.hamt import HAMT
+
+if TYPE_CHECKING:
+    from py_hamt.cas.base import ContentAddressedStore
 
 __all__ = ["add_parser"]
 
@@ -37,6 +44,8 @@ def _variables(documents: dict[str, Any]) -> dict[str, str]:
 
 
 async def _hamt_info(cas: ContentAddressedStore, root: Any) -> dict[str, Any]:
+    from py_hamt.trie.hamt import HAMT
+
     hamt = await HAMT.build(
         cas=cas, root_node_id=cas.cid_to_id(root), read_only=True, values_are_bytes=True
     )
@@ -59,6 +68,8 @@ async def _hamt_info(cas: ContentAddressedStore, root: Any) -> dict[str, Any]:
 
 
 async def _sharded_info(cas: ContentAddressedStore, root: Any) -> dict[str, Any]:
+    from py_hamt.stores.sharded import ShardedZarrStore
+
     store = await ShardedZarrStore.open(cas, True, root)
     manifest = await store._manifest()
     documents = {}
@@ -79,9 +90,11 @@ async def _sharded_info(cas: ContentAddressedStore, root: Any) -> dict[str, Any]
 
 
 async def run(args: argparse.Namespace) -> int:
-    cas = open_store(args.store)
+    wanted = parse_root(args.root)
+    check_root_store(wanted, args.store)
+    cas = open_store(args.store, create=False)
     try:
-        root = await resolve_root(cas, args.root)
+        root = await resolve_root(cas, wanted)
         try:
             info = await _hamt_info(cas, root)
         except MalformedNodeError:

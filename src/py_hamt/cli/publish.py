@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import xarray as xr
-
-from py_hamt.cas.local import LocalCAS
+from py_hamt.cli.options import positive_int
 from py_hamt.cli.progress_bar import ProgressBar
-from py_hamt.cli.stores import STORE_HELP, close_store, open_store
-from py_hamt.errors import InvalidArgumentError
-from py_hamt.jobs.publish import DEFAULT_CHUNK_BYTES, publish_dataset
+from py_hamt.cli.stores import (
+    STORE_HELP,
+    check_ref_name,
+    close_store,
+    open_store,
+    require_local,
+    set_ref,
+)
+from py_hamt.errors import InvalidArgumentError, one_line
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["add_parser"]
+
+DEFAULT_CHUNK_KIB = 1024  # py_hamt.jobs.publish.DEFAULT_CHUNK_BYTES // 1024, without importing it
+DEFAULT_CHUNKS_PER_SHARD = 6250
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,22 +38,32 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("source", type=Path, help="a .nc file or a Zarr directory")
     p.add_argument("--store", required=True, help=f"where to write: {STORE_HELP}")
     p.add_argument("--layout", choices=("hamt", "sharded"), default="hamt")
-    p.add_argument("--chunks-per-shard", type=int, default=6250, help="sharded layout only")
+    p.add_argument(
+        "--chunks-per-shard",
+        type=positive_int,
+        default=None,
+        help=f"chunk CIDs per shard, --layout sharded only (default {DEFAULT_CHUNKS_PER_SHARD})",
+    )
     p.add_argument(
         "--chunk-kib",
-        type=int,
-        default=DEFAULT_CHUNK_BYTES // 1024,
-        help="largest chunk, KiB (default 1024: one IPFS block)",
+        type=positive_int,
+        default=DEFAULT_CHUNK_KIB,
+        help=f"largest chunk, KiB, >= 1 (default {DEFAULT_CHUNK_KIB}: one IPFS block)",
     )
     p.add_argument("--ref", help="in a local store, also point this ref at the root")
     p.set_defaults(func=run)
 
 
 def _open_source(path: Path) -> xr.Dataset:
-    if not path.exists():
-        raise InvalidArgumentError(f"{path} does not exist")
+    import xarray as xr
+
     if path.is_dir():
-        opened: xr.Dataset = xr.open_zarr(path, chunks=None)
+        try:
+            opened: xr.Dataset = xr.open_zarr(path, chunks=None)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidArgumentError(
+                f"{path} is not a Zarr directory xarray can read: {one_line(exc)}"
+            ) from exc
         return opened
     try:
         opened = xr.open_dataset(path, engine="h5netcdf", chunks=None)
@@ -52,24 +73,36 @@ def _open_source(path: Path) -> xr.Dataset:
 
 
 async def run(args: argparse.Namespace) -> int:
-    ds = _open_source(args.source)
-    cas = open_store(args.store)
-    bar = ProgressBar("publishing")
-    try:
-        done = await publish_dataset(
-            cas,
-            ds,
-            layout=args.layout,
-            chunks_per_shard=args.chunks_per_shard,
-            target_chunk_bytes=args.chunk_kib * 1024,
-            progress=bar,
-        )
-        if args.ref:
-            if not isinstance(cas, LocalCAS):
-                raise InvalidArgumentError("--ref needs a local store")
-            await cas.set_ref(args.ref, done.root_cid)
-    finally:
-        bar.close()
-        await close_store(cas)
-    print(done.root_cid)
+    # Everything that can be checked is checked before the store is touched.
+    if not args.source.exists():
+        raise InvalidArgumentError(f"{args.source} does not exist")
+    if args.chunks_per_shard is not None and args.layout != "sharded":
+        raise InvalidArgumentError("--chunks-per-shard applies to --layout sharded only")
+    if args.ref is not None:
+        require_local(args.store, "--ref")
+    from py_hamt.jobs.publish import publish_dataset
+
+    with _open_source(args.source) as ds:
+        cas = open_store(args.store)
+        try:
+            if args.ref is not None:
+                await check_ref_name(cas, args.ref)
+            bar = ProgressBar("publishing")
+            try:
+                done = await publish_dataset(
+                    cas,
+                    ds,
+                    layout=args.layout,
+                    chunks_per_shard=args.chunks_per_shard or DEFAULT_CHUNKS_PER_SHARD,
+                    target_chunk_bytes=args.chunk_kib * 1024,
+                    progress=bar,
+                )
+            finally:
+                bar.close()
+            # Committed: the root is printed before anything else can fail.
+            print(done.root_cid, flush=True)
+            if args.ref is not None:
+                await set_ref(cas, args.ref, done.root_cid)
+        finally:
+            await close_store(cas)
     return 0

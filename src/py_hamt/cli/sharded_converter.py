@@ -7,11 +7,18 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from py_hamt.cas.kubo import DEFAULT_GATEWAY_URL, DEFAULT_RPC_URL, KuboCAS
+from py_hamt.cli.errors import handle_errors
+from py_hamt.cli.options import Parser, positive_float, positive_int
 from py_hamt.cli.progress_bar import ProgressBar
-from py_hamt.cli.stores import STORE_HELP, close_store, open_store, resolve_root
-from py_hamt.errors import PyHamtError, one_line
-from py_hamt.jobs.convert import convert_hamt_to_sharded
+from py_hamt.cli.stores import (
+    STORE_HELP,
+    check_root_store,
+    close_store,
+    open_store,
+    parse_root,
+    resolve_root,
+)
+from py_hamt.errors import InvalidArgumentError
 
 __all__ = ["console", "main", "sharded_converter_cli"]
 
@@ -19,7 +26,9 @@ DEFAULT_CHUNKS_PER_SHARD = 6250
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from py_hamt.cas.kubo import DEFAULT_GATEWAY_URL, DEFAULT_RPC_URL
+
+    p = Parser(
         prog="sharded-converter",
         description=(
             "Convert a ZarrHAMTStore dataset into a ShardedZarrStore by pointer (no chunk "
@@ -31,19 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--chunks-per-shard",
-        type=int,
+        type=positive_int,
         default=DEFAULT_CHUNKS_PER_SHARD,
-        help=f"chunk CIDs per shard (default {DEFAULT_CHUNKS_PER_SHARD})",
+        help=f"chunk CIDs per shard, >= 1 (default {DEFAULT_CHUNKS_PER_SHARD})",
     )
+    p.add_argument("--rpc-url", help=f"Kubo RPC (default {DEFAULT_RPC_URL})")
+    p.add_argument("--gateway-url", help=f"gateway for reads (default {DEFAULT_GATEWAY_URL})")
     p.add_argument(
-        "--rpc-url", default=DEFAULT_RPC_URL, help=f"Kubo RPC (default {DEFAULT_RPC_URL})"
+        "--timeout", type=positive_float, default=30.0, help="seconds per request (default 30)"
     )
-    p.add_argument(
-        "--gateway-url",
-        default=DEFAULT_GATEWAY_URL,
-        help=f"gateway for reads (default {DEFAULT_GATEWAY_URL})",
-    )
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     p.add_argument(
         "--store",
         help=f"convert in this store instead of the Kubo node: {STORE_HELP} "
@@ -53,37 +58,53 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _run(args: argparse.Namespace) -> str:
+async def _run(args: argparse.Namespace) -> int:
+    from py_hamt.cas.kubo import KuboCAS
+    from py_hamt.jobs.convert import convert_hamt_to_sharded
+
+    # Checked before anything is opened or read.
+    wanted = parse_root(args.hamt_cid, "HAMT_CID")
+    if args.store is not None:
+        if args.rpc_url is not None or args.gateway_url is not None:
+            raise InvalidArgumentError(
+                "--rpc-url and --gateway-url name the Kubo node; with --store they would be "
+                "ignored (use --store kubo:RPC_URL,GATEWAY_URL)"
+            )
+        check_root_store(wanted, args.store)
+    elif wanted.ref is not None:
+        raise InvalidArgumentError(f"{wanted.text!r}: refs live in local stores; give --store DIR")
     bar = None if args.quiet else ProgressBar("converting")
     cas = (
-        open_store(args.store, timeout=args.timeout)
-        if args.store
+        # The HAMT is read from the store: it must exist (the new root is written there too).
+        open_store(args.store, timeout=args.timeout, create=False, cleanup=True)
+        if args.store is not None
         else KuboCAS(
             rpc_base_url=args.rpc_url, gateway_base_url=args.gateway_url, timeout=args.timeout
         )
     )
     try:
-        root = await resolve_root(cas, args.hamt_cid)
-        return await convert_hamt_to_sharded(cas, root, args.chunks_per_shard, progress=bar)
+        root = await resolve_root(cas, wanted)
+        try:
+            new_root = await convert_hamt_to_sharded(cas, root, args.chunks_per_shard, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        # Committed: the root is printed before anything else can fail.
+        print(new_root, flush=True)
     finally:
-        if bar is not None:
-            bar.close()
         await close_store(cas)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Convert; print the root CID (stdout) or a one-line error (stderr)."""
-    args = build_parser().parse_args(argv)
-    try:
-        root = asyncio.run(_run(args))
-    except (PyHamtError, OSError, ValueError, KeyError) as exc:
-        print(f"sharded-converter: error: {one_line(exc)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("sharded-converter: interrupted; nothing was published", file=sys.stderr)
-        return 130
-    print(root)
-    return 0
+
+    def run() -> int:
+        args = build_parser().parse_args(argv)
+        code: int = asyncio.run(_run(args))
+        return code
+
+    return handle_errors("sharded-converter", run, interrupted="interrupted; nothing was published")
 
 
 def console() -> None:
