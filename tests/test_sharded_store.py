@@ -86,7 +86,10 @@ async def test_a_new_store_needs_its_grid() -> None:
         await ShardedZarrStore.open(InMemoryCAS(), False, chunks_per_shard=4, manifest_version="v3")
     with pytest.raises(InvalidArgumentError, match="shard_read_mode must be one of"):
         await ShardedZarrStore.open(
-            InMemoryCAS(), False, chunks_per_shard=4, shard_read_mode="lazy"  # type: ignore[arg-type]
+            InMemoryCAS(),
+            False,
+            chunks_per_shard=4,
+            shard_read_mode="lazy",  # type: ignore[arg-type]
         )
     for bad in (0, -1, None, 2.5):
         with pytest.raises(InvalidArgumentError, match="chunks_per_shard must be an int > 0"):

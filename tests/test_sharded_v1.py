@@ -18,6 +18,7 @@ from py_hamt import (
     AmbiguousLayoutError,
     IntegrityError,
     InvalidArgumentError,
+    MissingBlockError,
     ShardedZarrStore,
     ShardedZarrV1DeprecationWarning,
 )
@@ -285,3 +286,27 @@ async def test_every_read_mode_verifies_the_shard_block(mode: str) -> None:
     ro = await ShardedZarrStore.open(cas, True, root, shard_read_mode=mode)  # type: ignore[arg-type]
     with pytest.raises(IntegrityError, match=str(shard)):
         await ro.get("temperature/c/0/0/0", default_buffer_prototype())
+
+
+@pytest.mark.parametrize("which", ["document", "shard"])
+async def test_a_missing_block_is_never_a_missing_variable(which: str) -> None:
+    """zarr reads a KeyError from a store as "no such key" and would open the
+    dataset without the variable: a missing block must be another error."""
+    ds = climate_dataset(n_time=24)[["temperature", "pressure"]]
+    cas = CIDCAS()
+    store = await ShardedZarrStore.open(cas, False, chunks_per_shard=8)
+    ds.to_zarr(store=store, mode="w", zarr_format=3, encoding={"temperature": ENC})
+    root = await store.flush()
+    manifest = await store._manifest()
+    gone = (
+        manifest.metadata["pressure/zarr.json"]
+        if which == "document"
+        else manifest.arrays["pressure"].shard_cids[0]
+    )
+    assert gone is not None
+    del cas.blocks[gone]
+    ro = await ShardedZarrStore.open(cas, True, root)
+    with pytest.raises(MissingBlockError, match=str(gone)) as err:
+        xr.open_zarr(ro, chunks=None, consolidated=False).load()
+    assert err.value.key is not None
+    assert err.value.key.startswith("pressure/")

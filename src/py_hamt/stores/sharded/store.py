@@ -14,7 +14,14 @@ from zarr.core.buffer import Buffer, BufferPrototype
 from py_hamt.cas.base import ContentAddressedStore
 from py_hamt.cas.write_result import WriteResult
 from py_hamt.codec.cids import coerce_cid, freeze_id, thaw_id
-from py_hamt.errors import InvalidArgumentError, InvalidTypeError, NotCommittedError, ReadOnlyError
+from py_hamt.errors import (
+    BlockNotFoundError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    MissingBlockError,
+    NotCommittedError,
+    ReadOnlyError,
+)
 from py_hamt.stores.byte_ranges import to_hamt_range
 from py_hamt.stores.sharded import listing
 from py_hamt.stores.sharded.editing import EditingMixin
@@ -31,6 +38,13 @@ from py_hamt.stores.sharded.shard_cache import ShardCache
 from py_hamt.stores.store_mixin import StoreMixin
 
 __all__ = ["DEFAULT_MAX_CACHE_MEMORY_BYTES", "ShardedZarrStore", "ShardedZarrV1DeprecationWarning"]
+
+
+def _missing(exc: KeyError, key: str) -> MissingBlockError:
+    block = (
+        exc.block_id if isinstance(exc, BlockNotFoundError) else exc.args[0] if exc.args else None
+    )
+    return MissingBlockError(f"key {key!r}: no block {block} in the store", block, key)
 
 
 def _unpickle(
@@ -282,8 +296,19 @@ class ShardedZarrStore(EditingMixin, StoreMixin, Store):
 
         Raises:
             AmbiguousLayoutError: the root cannot say whose chunk ``key`` is.
-            BlockNotFoundError, IntegrityError: a block is missing or wrong.
+            MissingBlockError: ``key`` is there but a block it needs (root,
+                shard or value) is not; never read as a missing key, which
+                zarr would take as "no such variable".
+            IntegrityError: a block does not match its CID.
         """
+        try:
+            return await self._get(key, prototype, byte_range)
+        except KeyError as exc:  # BlockNotFoundError, or a plain one from a CAS
+            raise _missing(exc, key) from exc
+
+    async def _get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None
+    ) -> Buffer | None:
         offset, length, suffix = to_hamt_range(byte_range)
         session = self._session
         cid = await session.lookup(key, sparse_ok=self.read_only)
@@ -303,7 +328,10 @@ class ShardedZarrStore(EditingMixin, StoreMixin, Store):
         return prototype.buffer.from_bytes(data)
 
     async def exists(self, key: str) -> bool:
-        return await self._session.lookup(key) is not None
+        try:
+            return await self._session.lookup(key) is not None
+        except KeyError as exc:  # BlockNotFoundError, or a plain one from a CAS
+            raise _missing(exc, key) from exc
 
     # ----------------------------------------------------------------- writes
     async def set(self, key: str, value: Buffer) -> None:
