@@ -135,3 +135,26 @@ def test_multihash_helpers_check_both_hashes() -> None:
         split_multihash(b"\x1e\x20abc")
     with pytest.raises(ValueError, match="unsupported multihash code 0x13"):
         multihash_matches(b"\x13\x02ab", data)
+
+
+_entry = st.one_of(
+    st.none(),
+    st.binary(min_size=32, max_size=32).map(lambda d: b"\x01\x55\x1e\x20" + d),  # 36-byte CIDv1
+    st.binary(min_size=32, max_size=32).map(lambda d: b"\x01\x71\x12\x20" + d),
+    st.binary(min_size=20, max_size=20).map(lambda d: b"\x01\x55\x11\x14" + d),  # another length
+)
+
+
+@given(st.lists(_entry, min_size=1, max_size=40), st.data())
+@settings(max_examples=300, deadline=None)
+def test_one_shard_entry_decodes_as_the_whole_shard_does(
+    entries: list[bytes | None], data: st.DataObject
+) -> None:
+    from py_hamt.codec.shard import decode_shard, decode_shard_entry, encode_shard
+
+    block = encode_shard(entries)
+    slot = data.draw(st.integers(0, len(entries) - 1))
+    assert decode_shard_entry(block, len(entries), slot) == decode_shard(block)[slot]
+    assert decode_shard_entry(block, len(entries), slot) == entries[slot]
+    with pytest.raises(ValueError, match="expected"):
+        decode_shard_entry(block, len(entries) + 1, slot)

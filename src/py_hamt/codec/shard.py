@@ -12,7 +12,7 @@ from typing import Final
 
 from py_hamt.codec.node import _head
 
-__all__ = ["decode_shard", "encode_shard"]
+__all__ = ["decode_shard", "decode_shard_entry", "encode_shard"]
 
 
 def encode_shard(entries: Sequence[bytes | None]) -> bytes:
@@ -58,9 +58,9 @@ def _decode_cid36(data: bytes, pos: int, n: int) -> list[bytes | None] | None:
     return out if len(out) == n else None
 
 
-def decode_shard(data: bytes, expected: int | None = None) -> list[bytes | None]:
-    """Entries of a shard; ``ValueError`` for anything else (wrong length included)."""
-    data = bytes(data)
+def _header(data: bytes, expected: int | None) -> tuple[int, int]:
+    """``(entries, offset of the first)``; ``ValueError`` unless a CBOR array
+    of ``expected`` entries that can fit in the block."""
     if not data:
         raise ValueError("empty block")
     head = data[0]
@@ -78,6 +78,31 @@ def decode_shard(data: bytes, expected: int | None = None) -> list[bytes | None]
         raise ValueError(f"shard holds {n} entries, expected {expected}")
     if n > len(data):
         raise ValueError(f"shard of {n} entries cannot fit in {len(data)} bytes")
+    return n, pos
+
+
+def decode_shard_entry(data: bytes, expected: int, slot: int) -> bytes | None:
+    """Entry ``slot`` of a shard of ``expected`` entries, without decoding the
+    others when the shard is all 36-byte CIDs (a full shard) or all nulls;
+    otherwise through :func:`decode_shard`. ``ValueError`` as there."""
+    data = bytes(data)
+    n, pos = _header(data, expected)
+    if not 0 <= slot < n:
+        raise ValueError(f"entry {slot} of a shard of {n}")
+    step = len(_CID36) + _CID36_LEN
+    if len(data) == pos + step * n:
+        start = pos + step * slot
+        if data[start : start + len(_CID36)] == _CID36:
+            return data[start + len(_CID36) : start + step]
+    elif len(data) == pos + n and data.count(b"\xf6", pos) == n:
+        return None
+    return decode_shard(data, expected)[slot]
+
+
+def decode_shard(data: bytes, expected: int | None = None) -> list[bytes | None]:
+    """Entries of a shard; ``ValueError`` for anything else (wrong length included)."""
+    data = bytes(data)
+    n, pos = _header(data, expected)
     fast = _decode_cid36(data, pos, n)
     if fast is not None:
         return fast

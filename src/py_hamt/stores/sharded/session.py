@@ -14,7 +14,7 @@ from multiformats import CID
 from py_hamt.cas.base import ContentAddressedStore
 from py_hamt.cas.write_result import WriteResult
 from py_hamt.codec.cids import cid_from_bytes
-from py_hamt.codec.shard import decode_shard, encode_shard
+from py_hamt.codec.shard import decode_shard, decode_shard_entry, encode_shard
 from py_hamt.errors import AmbiguousLayoutError, InvalidArgumentError, MalformedNodeError
 from py_hamt.stores.document_cache import DocumentCache
 from py_hamt.stores.sharded import legacy, relayout
@@ -151,6 +151,15 @@ class Session:
                 f"block {cid} is not a shard of {per_shard} entries: {exc}", cid
             ) from exc
 
+    async def _fetch_entry(self, cid: CID, per_shard: int, slot: int) -> bytes | None:
+        data = await self.cas.load(self.cas.cid_to_id(cid))  # verified whole
+        try:
+            return decode_shard_entry(data, per_shard, slot)
+        except ValueError as exc:
+            raise MalformedNodeError(
+                f"block {cid} is not a shard of {per_shard} entries: {exc}", cid
+            ) from exc
+
     def _wants_sparse(self, routed: Route) -> bool:
         key = (routed.path, routed.linear // routed.array.grid.chunks_per_shard)
         if self.read_mode == "full" or self.cache.get(key) is not None:
@@ -175,7 +184,7 @@ class Session:
         shard_no, slot = divmod(linear, index.grid.chunks_per_shard)
         cid = index.shard_cids[shard_no]
         if sparse_ok and cid is not None and self._wants_sparse(routed):
-            return (await self._fetch(cid, index.grid.chunks_per_shard))[slot]
+            return await self._fetch_entry(cid, index.grid.chunks_per_shard, slot)
         raw = (await self.shard(path, index, shard_no)).entries[slot]
         self.cache.evict()
         return raw
