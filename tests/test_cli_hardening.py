@@ -538,6 +538,7 @@ def test_cli_publish_shows_each_tenth_once(
 
 # ---------------------------------------------------- 12. --help imports little
 HEAVY = ("xarray", "dask", "pandas", "h5netcdf", "h5py")
+LIGHT_ONLY = ("zarr", "numpy", "httpx")
 
 
 def test_help_and_usage_errors_import_no_heavy_library(tmp_path: Path) -> None:
@@ -552,19 +553,132 @@ def test_help_and_usage_errors_import_no_heavy_library(tmp_path: Path) -> None:
             (sharded_converter.main, ["--help"]),
         ]
         quiet = io.StringIO()
+        after_py_hamt = None
         for run, argv in runs:
+            if run is sharded_converter.main and after_py_hamt is None:
+                after_py_hamt = [m for m in {LIGHT_ONLY!r} if m in sys.modules]
             with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
                 try:
                     run(argv)
                 except SystemExit:
                     pass
-        print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+        print(json.dumps([[m for m in {HEAVY!r} if m in sys.modules], after_py_hamt]))
+        """,
+        cwd=tmp_path,
+        capture_output=True,
+    )
+    assert done.returncode == 0, done.stderr
+    heavy, after_py_hamt = json.loads(done.stdout)
+    assert heavy == []
+    # ``py-hamt`` (import, --help, usage errors) does not even load zarr,
+    # numpy or httpx: ``py_hamt`` exports its names lazily.
+    assert after_py_hamt == []
+
+
+def test_the_console_command_installs_its_handler_before_any_heavy_import(
+    tmp_path: Path,
+) -> None:
+    done = python(
+        f"""
+        import json, sys
+        import py_hamt.cli.main, py_hamt.cli.sharded_converter
+        print(json.dumps([m for m in {LIGHT_ONLY + HEAVY!r} if m in sys.modules]))
         """,
         cwd=tmp_path,
         capture_output=True,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+# ------------------------------------------- 13. info names the right failure
+def _odd_roots(store: Path) -> dict[str, str]:
+    """Roots that read neither as a HAMT nor as a sharded dataset."""
+    import dag_cbor
+
+    from py_hamt.codec.node import NODE_WIDTH, Entry, Link, encode_node
+
+    async def save() -> dict[str, str]:
+        cas = LocalCAS(store)
+        junk = await cas.save(dag_cbor.encode({"not": "a node"}), "dag-cbor")
+        slots: list[Entry] = [None] * NODE_WIDTH
+        slots[3] = Link(junk)
+        roots = {
+            "junk": junk,
+            "hamt": await cas.save(encode_node(slots), "dag-cbor"),
+            "sharded": await cas.save(
+                dag_cbor.encode({"manifest_version": "sharded_zarr_v2", "chunks": 3}), "dag-cbor"
+            ),
+            "map": await cas.save(dag_cbor.encode({"hello": 1}), "dag-cbor"),
+            "raw": await cas.save(b"\xff\x00 plain bytes", "raw"),
+        }
+        return {k: str(v) for k, v in roots.items()}
+
+    return asyncio.run(save())
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        # a HAMT root with a damaged child: the HAMT's error, naming the child
+        ("hamt", r"block JUNK is not a valid HAMT node"),
+        # a sharded root that is malformed: the sharded reader's error
+        ("sharded", r"block ROOT is not a sharded Zarr root"),
+        ("map", r"root ROOT is neither a HAMT nor a sharded root"),
+        ("raw", r"root ROOT is neither a HAMT nor a sharded root"),
+    ],
+)
+def test_info_reports_the_failure_of_the_layout_the_root_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, expected: str
+) -> None:
+    roots = _odd_roots(tmp_path / "st")
+    assert main(["info", roots[kind], "--store", str(tmp_path / "st")]) == 1
+    err = one_line(capsys.readouterr().err)
+    pattern = expected.replace("JUNK", roots["junk"]).replace("ROOT", roots[kind])
+    assert re.search(f"^py-hamt info: error: {pattern}", err), err
+
+
+# ------------------------------------------------- 14. a damaged ref can be reset
+def _damage_ref(store: Path, name: str) -> None:
+    LocalCAS(store)  # creates the store's folders
+    (store / "refs" / name).write_text("not a CID at all")
+
+
+def test_ref_over_a_damaged_ref_replaces_it(
+    published: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, root = published
+    st = tmp_path / "st"
+    _damage_ref(st, "x")
+    assert main(["info", "ref:x", "--store", str(st)]) == 1  # reading it is an error
+    assert "ref 'x' is damaged" in one_line(capsys.readouterr().err)
+    assert main(["copy", root, "--from", str(folder / "store"), "--to", str(st), "--ref", "x"]) == 0
+    capsys.readouterr()
+    assert str(asyncio.run(LocalCAS(st).get_ref("x"))) == root
+
+
+def test_publish_ref_over_a_damaged_ref_replaces_it(
+    published: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, root = published
+    st = tmp_path / "st"
+    _damage_ref(st, "main")
+    assert main(["publish", str(folder / "in.nc"), "--store", str(st), "--ref", "main"]) == 0
+    assert capsys.readouterr().out.strip() == root
+    assert str(asyncio.run(LocalCAS(st).get_ref("main"))) == root
+
+
+def test_ref_over_a_directory_fails_before_any_block_moves(
+    published: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, root = published
+    st = tmp_path / "st"
+    LocalCAS(st)
+    (st / "refs" / "x").mkdir()
+    assert main(["copy", root, "--from", str(folder / "store"), "--to", str(st), "--ref", "x"]) == 1
+    err = one_line(capsys.readouterr().err)
+    assert re.search(r"cannot write ref 'x': .* is a directory$", err), err
+    assert LocalCAS(st).block_files() == []
 
 
 # ------------------------------------------------------------------- tooling

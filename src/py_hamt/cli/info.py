@@ -15,9 +15,11 @@ from py_hamt.cli.stores import (
     parse_root,
     resolve_root,
 )
-from py_hamt.errors import MalformedNodeError
+from py_hamt.errors import MalformedNodeError, PyHamtError
 
 if TYPE_CHECKING:
+    from multiformats import CID
+
     from py_hamt.cas.base import ContentAddressedStore
 
 __all__ = ["add_parser"]
@@ -89,6 +91,35 @@ async def _sharded_info(cas: ContentAddressedStore, root: Any) -> dict[str, Any]
     }
 
 
+async def _which_failure(
+    cas: ContentAddressedStore,
+    root: CID,
+    hamt_error: MalformedNodeError,
+    sharded_error: PyHamtError,
+) -> PyHamtError:
+    """The error to report when ``root`` read neither as a HAMT nor as a
+    sharded dataset: the HAMT walk's if the root block is a HAMT node (a
+    256-entry array), the sharded reader's if it is a map with a
+    ``manifest_version``; otherwise one naming the root as neither (the
+    root block cannot be loaded: that error)."""
+    from py_hamt.codec.dagcbor import decode
+    from py_hamt.codec.node import NODE_WIDTH
+
+    try:
+        block = decode(await cas.load(cas.cid_to_id(root)))
+    except ValueError:
+        block = None
+    if isinstance(block, list) and len(block) == NODE_WIDTH:
+        return hamt_error
+    if isinstance(block, dict) and "manifest_version" in block:
+        return sharded_error
+    return MalformedNodeError(
+        f"root {root} is neither a HAMT nor a sharded root: its block is not a "
+        f"{NODE_WIDTH}-entry HAMT node nor a map with a manifest_version",
+        root,
+    )
+
+
 async def run(args: argparse.Namespace) -> int:
     wanted = parse_root(args.root)
     check_root_store(wanted, args.store)
@@ -97,8 +128,11 @@ async def run(args: argparse.Namespace) -> int:
         root = await resolve_root(cas, wanted)
         try:
             info = await _hamt_info(cas, root)
-        except MalformedNodeError:
-            info = await _sharded_info(cas, root)
+        except MalformedNodeError as hamt_error:
+            try:
+                info = await _sharded_info(cas, root)
+            except PyHamtError as sharded_error:
+                raise await _which_failure(cas, root, hamt_error, sharded_error) from None
     finally:
         await close_store(cas)
     if args.json:

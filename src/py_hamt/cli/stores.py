@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from py_hamt.errors import InvalidArgumentError, one_line
+from py_hamt.errors import IntegrityError, InvalidArgumentError, one_line
 
 if TYPE_CHECKING:
     from multiformats import CID
@@ -130,14 +130,26 @@ def check_root_store(root: Root, spec: str, option: str = "--store") -> None:
 
 
 async def check_ref_name(cas: ContentAddressedStore, name: str) -> None:
-    """Raise now if ``name`` cannot be a ref of ``cas`` (before a long job
-    would end by failing to set it). Reading a ref changes nothing; the local
-    store checks the name on every access."""
+    """Raise now if ref ``name`` of ``cas`` could not be set (before a long
+    job would end by failing to set it). Nothing is read or written.
+
+    The ref's current content does not matter: a ref that is damaged (its
+    file does not hold a CID) is replaced by :meth:`LocalCAS.set_ref` like
+    any other; only reading a damaged ref is an error.
+
+    Raises:
+        InvalidArgumentError: ``cas`` is not a local store, or ``name`` is
+            not a valid ref name.
+        IntegrityError: a directory sits where the ref's file goes (which
+            ``set_ref`` cannot replace).
+    """
     from py_hamt.cas.local import LocalCAS
 
     if not isinstance(cas, LocalCAS):
         raise InvalidArgumentError(f"ref {name!r} needs a local store, not {cas!r}")
-    await cas.get_ref(name)
+    path = cas._ref_path(name)  # checks the name
+    if path.is_dir():
+        raise IntegrityError(f"cannot write ref {name!r}: {path} is a directory")
 
 
 async def set_ref(cas: ContentAddressedStore, name: str, cid: CID) -> None:

@@ -4,19 +4,53 @@ reads and zarr's optional synchronous protocol."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
+from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import ByteRequest, Store
-from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
-from zarr.core.sync import sync
+from zarr.buffer import default_buffer_prototype
+
+from py_hamt.errors import PyHamtError
 
 __all__ = ["StoreMixin"]
+
+T = TypeVar("T")
+
+# The one private zarr import in py_hamt. zarr has no public way to run a
+# coroutine on its own I/O loop (what its sync API does), and the optional
+# ``*_sync`` store protocol below needs exactly that. If a zarr release moves
+# it, only those three methods stop working (with a PyHamtError); importing
+# py_hamt and the async store API are unaffected.
+_zarr_sync: Callable[[Coroutine[Any, Any, Any]], Any] | None
+try:
+    from zarr.core.sync import sync as _zarr_sync
+except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
+    _zarr_sync = None
+
+
+def _run_on_zarr_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on zarr's I/O loop thread.
+
+    Raises:
+        PyHamtError: this zarr has no ``zarr.core.sync.sync`` (the coroutine
+            is closed unrun).
+    """
+    if _zarr_sync is None:
+        coro.close()
+        raise PyHamtError(
+            "the *_sync store methods need zarr.core.sync.sync, which this zarr "
+            "does not have; use the async methods (get, set, delete) instead"
+        )
+    result: T = _zarr_sync(coro)
+    return result
 
 
 class StoreMixin(Store):
     """``get_partial_values`` as concurrent ``get`` calls; ``get_sync``,
     ``set_sync`` and ``delete_sync`` run the async methods on zarr's own I/O
-    loop, so they must not be called from inside it."""
+    loop, so they must not be called from inside it (and raise
+    :class:`~py_hamt.errors.PyHamtError` on a zarr without that loop)."""
 
     async def get_partial_values(
         self,
@@ -34,12 +68,12 @@ class StoreMixin(Store):
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
         """Blocking :meth:`get`."""
-        return sync(self.get(key, prototype or default_buffer_prototype(), byte_range))
+        return _run_on_zarr_loop(self.get(key, prototype or default_buffer_prototype(), byte_range))
 
     def set_sync(self, key: str, value: Buffer) -> None:
         """Blocking :meth:`set`."""
-        sync(self.set(key, value))
+        _run_on_zarr_loop(self.set(key, value))
 
     def delete_sync(self, key: str) -> None:
         """Blocking :meth:`delete`."""
-        sync(self.delete(key))
+        _run_on_zarr_loop(self.delete(key))

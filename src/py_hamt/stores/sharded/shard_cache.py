@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
 from dataclasses import dataclass, field
+
+from py_hamt.caching import LRUCache
 
 __all__ = ["Shard", "ShardCache", "shard_nbytes"]
 
@@ -42,24 +43,43 @@ class Shard:
         return delta
 
 
+def _shard_size(shard: Shard) -> int:
+    return shard.nbytes
+
+
+def _is_dirty(shard: Shard) -> bool:
+    return shard.dirty
+
+
 class ShardCache:
     """Shards by ``(array path, shard index)``, bounded by ``max_bytes``.
 
     Clean shards are evicted least recently used first. Dirty shards are the
     write buffer and are never evicted: :meth:`over_budget` tells the store
     to write them out, after which they are clean and can go.
+
+    A thin wrapper of an unlocked :class:`~py_hamt.caching.LRUCache`: a
+    session's cache is used from one event loop, and its get-then-put
+    sequences are ordered by the session, not by a lock.
     """
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.nbytes = 0
-        self._shards: OrderedDict[tuple[str, int], Shard] = OrderedDict()
+        self._lru: LRUCache[tuple[str, int], Shard] = LRUCache(
+            max_bytes, _shard_size, pinned=_is_dirty, locked=False
+        )
+
+    @property
+    def max_bytes(self) -> int:
+        return self._lru.max_bytes
+
+    @property
+    def nbytes(self) -> int:
+        """The sum of the cached shards' ``nbytes``."""
+        return self._lru.nbytes
 
     def get(self, key: tuple[str, int]) -> Shard | None:
-        shard = self._shards.get(key)
-        if shard is not None:
-            self._shards.move_to_end(key)
-        return shard
+        """The cached shard, now the most recently used; ``None`` if absent."""
+        return self._lru.get(key)
 
     def put(self, key: tuple[str, int], shard: Shard) -> Shard:
         """Insert ``shard`` unless one is already cached; return the cached one.
@@ -67,46 +87,40 @@ class ShardCache:
         Never evicts: the caller is about to use the shard. Call
         :meth:`evict` once done with it.
         """
-        existing = self._shards.get(key)
+        existing = self._lru.get(key)
         if existing is not None:
             return existing
-        self._shards[key] = shard
-        self.nbytes += shard.nbytes
+        self._lru.put(key, shard, evict=False)
         return shard
 
     def grew(self, delta: int) -> None:
-        self.nbytes += delta
+        """A cached shard's ``nbytes`` changed by ``delta`` (``Shard.put``)."""
+        self._lru.grew(delta)
 
     def drop(self, key: tuple[str, int]) -> None:
-        old = self._shards.pop(key, None)
-        if old is not None:
-            self.nbytes -= old.nbytes
+        """Forget one shard, dirty or not; nothing happens if it is absent."""
+        self._lru.pop(key)
 
     def drop_array(self, path: str) -> list[tuple[int, Shard]]:
         """Remove and return every cached shard of one array."""
-        taken = [(k[1], s) for k, s in self._shards.items() if k[0] == path]
+        taken = [(k[1], s) for k, s in self._lru.snapshot() if k[0] == path]
         for index, _ in taken:
-            self.drop((path, index))
+            self._lru.pop((path, index))
         return taken
 
     def dirty(self) -> list[tuple[tuple[str, int], Shard]]:
-        return [(k, s) for k, s in self._shards.items() if s.dirty]
+        """The dirty shards, oldest first."""
+        return [(k, s) for k, s in self._lru.snapshot() if s.dirty]
 
     def evict(self) -> None:
         """Drop clean shards, oldest first, until within budget (if possible)."""
-        if self.nbytes <= self.max_bytes:
-            return
-        for key in [k for k, s in self._shards.items() if not s.dirty]:
-            self.drop(key)
-            if self.nbytes <= self.max_bytes:
-                return
+        self._lru.evict()
 
     def over_budget(self) -> bool:
-        return self.nbytes > self.max_bytes
+        return self._lru.nbytes > self._lru.max_bytes
 
     def clear(self) -> None:
-        self._shards.clear()
-        self.nbytes = 0
+        self._lru.clear()
 
     def __len__(self) -> int:
-        return len(self._shards)
+        return len(self._lru)
