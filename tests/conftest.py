@@ -11,13 +11,18 @@ import subprocess
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from multiformats import CID, multihash
 
 from py_hamt import HAMT, ContentAddressedStore, InMemoryCAS
 from py_hamt.cas.base import check_range, slice_range
+
+if TYPE_CHECKING:
+    from py_hamt import WriteResult
+    from py_hamt.cas.base import Codec, IPLDKind
+    from py_hamt.cas.write_result import DigestAlgorithm
 
 T = TypeVar("T")
 
@@ -51,6 +56,21 @@ class CIDCAS(ContentAddressedStore):
     ) -> bytes:
         check_range(offset, length, suffix)
         return slice_range(self.blocks[id], offset, length, suffix)
+
+    if TYPE_CHECKING:
+        # A py-hamt 3.x store (save/load): ContentAddressedStore.__init_subclass__
+        # builds put and _load over them at runtime, which mypy cannot see.
+        async def put(
+            self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
+        ) -> WriteResult: ...
+
+        async def _load(
+            self,
+            id: IPLDKind,  # noqa: A002
+            offset: int | None,
+            length: int | None,
+            suffix: int | None,
+        ) -> bytes: ...
 
 
 def run(coro: Awaitable[T]) -> T:

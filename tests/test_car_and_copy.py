@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dag_cbor
 import httpx
@@ -53,12 +53,13 @@ async def hamt_dataset(cas: Any, ds: xr.Dataset = DS) -> CID:
         encoding={v: {"chunks": (6, 6, 12)} for v in DS.data_vars},
     )
     await hamt.make_read_only()
-    return hamt.root_node_id  # type: ignore[no-any-return]
+    return cast("CID", hamt.root_node_id)  # every store used here returns CIDs
 
 
 async def read_hamt(cas: Any, root: Any) -> xr.Dataset:
     ro = await HAMT.build(cas=cas, root_node_id=root, read_only=True, values_are_bytes=True)
-    return xr.open_zarr(ZarrHAMTStore(ro, read_only=True), chunks=None).load()
+    back: xr.Dataset = xr.open_zarr(ZarrHAMTStore(ro, read_only=True), chunks=None).load()
+    return back
 
 
 # -------------------------------------------------------------------- CAR

@@ -110,7 +110,8 @@ def test_publish_info_car_and_copy(tmp_path: Path) -> None:
     async def read() -> xr.Dataset:
         cas = LocalCAS(tmp_path / "third")
         hamt = await HAMT.build(cas=cas, root_node_id=root, read_only=True, values_are_bytes=True)
-        return xr.open_zarr(ZarrHAMTStore(hamt, read_only=True), chunks=None).load()
+        back: xr.Dataset = xr.open_zarr(ZarrHAMTStore(hamt, read_only=True), chunks=None).load()
+        return back
 
     xr.testing.assert_identical(asyncio.run(read()), ds)
 

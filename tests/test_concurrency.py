@@ -8,7 +8,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from zarr.core.buffer import cpu, default_buffer_prototype
@@ -62,7 +62,7 @@ async def test_readers_during_commits_see_one_version_whole() -> None:
 
     async def read_repeatedly() -> None:
         for _ in range(12):
-            root = published[-1]
+            root = cast("bytes", published[-1])  # InMemoryCAS ids
             reader = await HAMT.build(
                 cas=cas, root_node_id=root, read_only=True, values_are_bytes=True
             )
@@ -152,9 +152,9 @@ def test_processes_read_while_another_publishes(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0
         outputs.append(out.split())
-    for count, version in outputs:
+    for count, seen in outputs:
         assert count == "1", "a reader saw a mix of versions"
-        assert version in {"v0", "v1", "v2", "v3"}
+        assert seen in {"v0", "v1", "v2", "v3"}
 
 
 @pytest.mark.parametrize("threads", [4])

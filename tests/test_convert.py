@@ -200,6 +200,7 @@ def test_cli_runs_offline_against_the_local_store(tmp_path: Path) -> None:
 
     async def read() -> xr.Dataset:
         store = await ShardedZarrStore.open(LocalCAS(tmp_path / "store"), True, new_root)
-        return xr.open_zarr(store, chunks=None).load()
+        back: xr.Dataset = xr.open_zarr(store, chunks=None).load()
+        return back
 
     xr.testing.assert_identical(aio.run(read()), ds)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multiformats import CID, multihash
-from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.core.buffer import cpu, default_buffer_prototype
 
 from py_hamt import MalformedNodeError, ZarrHAMTStore
@@ -149,13 +149,14 @@ async def test_stores_handle_odd_keys_and_ranges_past_the_end() -> None:
         got = await store.get(key, proto)
         assert got is not None
         assert got.to_bytes() == key.encode()
-    for byte_range, expected in [
+    cases: list[tuple[ByteRequest, bytes]] = [
         (RangeByteRequest(8, 100), b"89"),
         (RangeByteRequest(50, 60), b""),
         (OffsetByteRequest(10), b""),
         (OffsetByteRequest(1000), b""),
         (SuffixByteRequest(1000), b"0123456789"),
-    ]:
+    ]
+    for byte_range, expected in cases:
         got = await store.get("a/c/0", proto, byte_range)
         assert got is not None
         assert got.to_bytes() == expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -272,7 +272,7 @@ async def test_corrupt_child_node_names_its_id(cas: InMemoryCAS) -> None:
     # Find a child id in the root and corrupt that block in place.
     from py_hamt.codec.node import Link, decode_node
 
-    child_id = next(e.id for e in decode_node(root) if isinstance(e, Link))
+    child_id = cast("bytes", next(e.id for e in decode_node(root) if isinstance(e, Link)))
     cas.store[child_id] = b"\xa0"
     ro = await HAMT.build(
         cas=cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True

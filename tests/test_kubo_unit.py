@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -29,7 +29,11 @@ SHA = multihash.get("sha2-256")
 RPC = "http://rpc.test:5001"
 GW = "http://gw.test:8080"
 
-Handler = Callable[[httpx.Request], Awaitable[httpx.Response] | httpx.Response]
+# What httpx.MockTransport takes: a plain or an async function.
+Handler = (
+    Callable[[httpx.Request], httpx.Response]
+    | Callable[[httpx.Request], Coroutine[Any, Any, httpx.Response]]
+)
 
 
 def raw_cid(data: bytes, hasher: Any = B3, codec: str = "raw") -> CID:
@@ -65,7 +69,8 @@ class Recorder:
             raise answer
         if callable(answer):
             result = answer(request)
-            return await result if asyncio.iscoroutine(result) else result
+            response: httpx.Response = await result if asyncio.iscoroutine(result) else result
+            return response
         return answer  # type: ignore[no-any-return]
 
 

@@ -165,7 +165,8 @@ def kill_writer_and_check(store: Path, delay: float) -> int:
 
     async def read() -> xr.Dataset:
         ro = await HAMT.build(cas=cas, root_node_id=root, read_only=True, values_are_bytes=True)
-        return xr.open_zarr(ZarrHAMTStore(ro, read_only=True), chunks=None).load()
+        back: xr.Dataset = xr.open_zarr(ZarrHAMTStore(ro, read_only=True), chunks=None).load()
+        return back
 
     xr.testing.assert_identical(asyncio.run(read()), climate_dataset(n_time=12, n_lat=6, n_lon=8))
     return len(temps)

@@ -4,7 +4,7 @@ the cases where a root cannot say whose chunk a key is."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import dag_cbor
 import numpy as np
@@ -25,8 +25,17 @@ from py_hamt import (
 from py_hamt.datasets import climate_dataset
 from tests.conftest import CIDCAS
 
-GRID = {"array_shape": (24, 36, 72), "chunk_shape": (12, 18, 24), "chunks_per_shard": 8}
+GRID: dict[str, Any] = {
+    "array_shape": (24, 36, 72),
+    "chunk_shape": (12, 18, 24),
+    "chunks_per_shard": 8,
+}
 ENC = {"chunks": (12, 18, 24)}
+
+
+def decode_map(data: bytes) -> dict[str, Any]:
+    """A DAG-CBOR block the test knows to be a map (a root document)."""
+    return cast("dict[str, Any]", dag_cbor.decode(data))
 
 
 def v1_root_blocks(
@@ -48,7 +57,7 @@ def v1_root_blocks(
     shape, chunks, n = grid["array_shape"], grid["chunk_shape"], grid["chunks_per_shard"]
     per_dim = [-(-s // c) for s, c in zip(shape, chunks, strict=True)]
     total = int(np.prod(per_dim))
-    slots: list[CID | None] = [None] * total
+    slots: list[dag_cbor.IPLDKind] = [None] * total
     metadata: dict[str, CID] = {}
     for key, buf in memory.items():
         cid = put(buf.to_bytes(), "raw")
@@ -66,7 +75,7 @@ def v1_root_blocks(
     for i in range(0, total, n):
         part = slots[i : i + n] + [None] * max(0, i + n - total)
         shard_cids.append(put(dag_cbor.encode(part), "dag-cbor"))
-    root = {
+    root: dict[str, Any] = {
         "manifest_version": "sharded_zarr_v1",
         "metadata": metadata,
         "chunks": {
@@ -135,7 +144,7 @@ async def test_a_recorded_primary_keeps_two_arrays_on_one_grid_apart() -> None:
     ds.to_zarr(
         MemoryStore(memory), mode="w", zarr_format=3, encoding={"temperature": ENC, "pressure": ENC}
     )
-    obj = dag_cbor.decode(cas.blocks[root])
+    obj = decode_map(cas.blocks[root])
     assert obj["chunks"]["primary_array_path"] == "temperature"
     for key, buf in memory.items():
         if not key.startswith("temperature/c/"):
@@ -153,7 +162,7 @@ async def test_a_v1_root_opened_for_writing_stays_v1() -> None:
     more = climate_dataset(n_time=36)[["temperature"]]
     more.isel(time=slice(24, 36)).to_zarr(store=writer, append_dim="time", zarr_format=3)
     new_root = await writer.flush()
-    obj = dag_cbor.decode(cas.blocks[CID.decode(new_root)])
+    obj = decode_map(cas.blocks[CID.decode(new_root)])
     assert obj["manifest_version"] == "sharded_zarr_v1"
     assert obj["chunks"]["primary_array_path"] == "temperature"
     assert obj["chunks"]["array_shape"] == [36, 36, 72]
@@ -165,9 +174,9 @@ async def test_migrate_v1_to_v2_reuses_the_shards() -> None:
     cas, root, ds = await pre_36_root(["temperature"])
     with pytest.warns(ShardedZarrV1DeprecationWarning):
         writer = await ShardedZarrStore.open(cas, False, root)
-    old_shards = dag_cbor.decode(cas.blocks[root])["chunks"]["shard_cids"]
+    old_shards = decode_map(cas.blocks[root])["chunks"]["shard_cids"]
     new_root = await writer.migrate_v1_to_v2("temperature")
-    obj = dag_cbor.decode(cas.blocks[CID.decode(new_root)])
+    obj = decode_map(cas.blocks[CID.decode(new_root)])
     assert obj["manifest_version"] == "sharded_zarr_v2"
     assert obj["arrays"]["temperature"]["shard_cids"] == old_shards
     back = xr.open_zarr(await ShardedZarrStore.open(cas, True, new_root), chunks=None).load()
@@ -183,7 +192,7 @@ async def test_a_new_store_writes_3_6s_v2_layout_field_for_field() -> None:
     cas = CIDCAS()
     store = await ShardedZarrStore.open(cas, False, chunks_per_shard=8)
     ds.to_zarr(store=store, mode="w", zarr_format=3, encoding={"temperature": ENC})
-    obj = dag_cbor.decode(cas.blocks[CID.decode(await store.flush())])
+    obj = decode_map(cas.blocks[CID.decode(await store.flush())])
     assert set(obj) == {
         "manifest_version", "store_type", "zarr_format", "sharding_config", "metadata", "arrays"
     }  # fmt: skip
@@ -206,7 +215,7 @@ async def test_a_chunk_in_both_index_and_metadata_with_different_cids_raises() -
     cas = CIDCAS()
     store = await ShardedZarrStore.open(cas, False, chunks_per_shard=8)
     ds.to_zarr(store=store, mode="w", zarr_format=3, encoding={"temperature": ENC})
-    obj = dag_cbor.decode(cas.blocks[CID.decode(await store.flush())])
+    obj = decode_map(cas.blocks[CID.decode(await store.flush())])
     obj["metadata"]["temperature/c/0/0/0"] = await cas.save(b"other bytes", "raw")
     root = await cas.save(dag_cbor.encode(obj), "dag-cbor")
     ro = await ShardedZarrStore.open(cas, True, root)
@@ -243,7 +252,7 @@ async def test_read_modes_read_the_same_and_cache_as_documented(mode: str) -> No
     back = xr.open_zarr(ro, chunks=None).load()
     xr.testing.assert_identical(back, ds)
     shard_cids = set(
-        dag_cbor.decode(cas.blocks[CID.decode(root)])["arrays"]["temperature"]["shard_cids"]
+        decode_map(cas.blocks[CID.decode(root)])["arrays"]["temperature"]["shard_cids"]
     )
     shard_loads = sum(1 for c in cas.loads if c in shard_cids)
     if mode == "full":
@@ -261,9 +270,7 @@ async def test_auto_mode_switches_to_full_shards_after_256_reads_of_one() -> Non
     proto = default_buffer_prototype()
     for i in range(300):
         assert await ro.get(f"v/c/{i}", proto) is not None
-    shard = dag_cbor.decode(cas.blocks[CID.decode(str(ro.root_cid))])["arrays"]["v"]["shard_cids"][
-        0
-    ]
+    shard = decode_map(cas.blocks[CID.decode(str(ro.root_cid))])["arrays"]["v"]["shard_cids"][0]
     assert cas.loads.count(shard) == 256  # 255 sparse, then one full load kept
     assert ro.cache_bytes > 0
 

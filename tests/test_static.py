@@ -1,4 +1,5 @@
-"""ruff and mypy --strict over the package, as part of the test suite.
+"""ruff, and mypy --strict over the package and its tests, as part of the
+test suite.
 
 ``python -m pytest`` alone (the README's test command) runs them. CI runs the
 same commands as steps of their own before pytest (``.ci/run``) and sets
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,11 @@ def test_ruff_lint_and_format() -> None:
 
 
 def test_mypy_strict_on_the_package() -> None:
+    """``python -m mypy`` as configured in pyproject.toml: strict, over the
+    package and tests/ (CI's mypy step runs the same command)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert config["strict"] is True
+    assert {"py_hamt", "tests"} <= set(config["packages"])
     done = run_tool("mypy")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Success" in done.stdout

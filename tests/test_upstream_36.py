@@ -17,7 +17,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dag_cbor
 import numpy as np
@@ -68,7 +68,8 @@ def _open_dataset(store: Any, group: str | None) -> xr.Dataset:
     # so xarray falls back to reading each zarr.json, and warns that it does.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Failed to open Zarr store", RuntimeWarning)
-        return xr.open_zarr(store=store, group=group, chunks=None).load()
+        back: xr.Dataset = xr.open_zarr(store=store, group=group, chunks=None).load()
+        return back
 
 
 # ----------------------------------------------------------------- fixtures
@@ -235,7 +236,7 @@ async def test_py_hamt_36_opens_what_we_write(
             store, mode="w", zarr_format=3, encoding=encoding(variables), group=spec["group"]
         )
         root = await store.flush()
-        layout = dag_cbor.decode(cas.blocks[CID.decode(root)])
+        layout = cast("dict[str, Any]", dag_cbor.decode(cas.blocks[CID.decode(root)]))
         assert layout["manifest_version"] == f"sharded_zarr_{spec['layout']}"
     _dump(cas, root, tmp_path)
     _run_oracle(oracle, "read", tmp_path, {**spec, "chunks_per_shard": 4})

@@ -12,7 +12,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from multiformats import CID
@@ -58,7 +58,8 @@ def scenarios() -> dict[str, tuple[int, bool, list[tuple[Any, ...]]]]:
 
 
 def render(root: object) -> str:
-    return str(root) if isinstance(root, CID) else bytes(root).hex()  # type: ignore[arg-type]
+    # HAMT ids are typed ``object``: here a CID or (InMemoryCAS) bytes.
+    return str(root) if isinstance(root, CID) else cast("bytes", root).hex()
 
 
 @pytest.mark.parametrize("flavour", ["mem", "cid"])
