@@ -713,9 +713,37 @@ class HAMT:
         self._check_writable()
         h = self._hash(key)
         written = await self._save_value(key, value)
-        vid = written.id
         # The value's save was awaited: re-check the mode before changing.
         self._check_writable()
+        await self._link_value(h, key, written.id)
+        return written
+
+    async def set_pointer(self, key: str, value_id: IPLDKind) -> None:
+        """Point ``key`` at a value block already in the store, by its id,
+        replacing any previous value. Nothing is uploaded or read: this is
+        how values written elsewhere (the workers of
+        :func:`py_hamt.dask.to_zarr`, another HAMT) join this one.
+
+        The id is stored as given, so it must be an id this HAMT's store
+        returns (for :class:`~py_hamt.KuboCAS` and :class:`~py_hamt.LocalCAS`
+        a CID, for :class:`~py_hamt.InMemoryCAS` multihash bytes) of a block
+        holding the value as :meth:`get` expects it (the bytes themselves with
+        ``values_are_bytes``, else their DAG-CBOR encoding). That the block is
+        present is not checked; a missing one surfaces at the first ``get``
+        as :class:`BlockNotFoundError` naming the key.
+
+        Raises:
+            ReadOnlyError: in read-only mode.
+            InvalidTypeError: ``key`` is not ``str``, or ``value_id`` is ``None``.
+            BlockNotFoundError: a node on ``key``'s path is not in the store.
+        """
+        self._check_writable()
+        if value_id is None:
+            raise InvalidTypeError(f"value id for key {key!r} is None; ids are never None")
+        await self._link_value(self._hash(key), key, value_id)
+
+    async def _link_value(self, h: bytes, key: str, vid: IPLDKind) -> None:
+        """Put ``key -> vid`` into the tree (the mode was just checked)."""
         root = await self._get_root()
         while True:
             try:
@@ -726,7 +754,6 @@ class HAMT:
                 self._check_writable()
         if self._in_memory * _BUFFERED_NODE_BYTES > self.max_buffer_bytes:
             await self._keep_buffer_bounded()
-        return written
 
     def _set_pass(self, root: Node, h: bytes, key: str, vid: IPLDKind) -> None:
         node = root
