@@ -128,11 +128,20 @@ class RequestTimeoutError(TransportError, TimeoutError):
 
 
 class HTTPStatusError(TransportError):
-    """The node or gateway answered with an error status."""
+    """The node or gateway answered with an error status. ``retry_after`` is
+    the wait its ``Retry-After`` header asked for, in seconds, if any."""
 
-    def __init__(self, message: str, url: str, status_code: int, block_id: object = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        url: str,
+        status_code: int,
+        block_id: object = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, url, block_id)
         self.status_code = status_code
+        self.retry_after = retry_after
 
 
 class IntegrityError(PyHamtError):

@@ -24,7 +24,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -47,6 +47,9 @@ __all__ = [
     "RETRY_STATUSES",
     "ClientPool",
     "RetryPolicy",
+    "capped_timeout",
+    "origin_of",
+    "send_once",
     "send_with_retries",
 ]
 
@@ -56,6 +59,13 @@ RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 DEFAULT_TOTAL_TIMEOUT: Final = 30.0
 MAX_RETRY_AFTER: Final = 120.0
+MAX_REDIRECTS: Final = 5
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# Sent to origins the caller's credentials are not for. An allowlist: any
+# other header the caller configured may carry a credential.
+_FORWARDABLE_HEADERS: Final = frozenset(
+    {"accept", "accept-encoding", "accept-language", "user-agent", "host"}
+)
 _CLOSE_TIMEOUT: Final = 10.0
 
 
@@ -134,14 +144,17 @@ class ClientPool:
 
     A client passed in is used on every loop and never closed here: it is
     the caller's. Otherwise one client is made per event loop (httpx clients
-    cannot cross loops), with ``headers``, ``auth`` and ``timeout`` applied.
-    ``concurrency`` bounds requests in flight on each loop.
+    cannot cross loops): by ``client_factory`` when given (then it is ours to
+    close, and its own headers and auth apply), else with ``headers``,
+    ``auth`` and ``timeout`` applied. ``concurrency`` bounds requests in
+    flight on each loop.
     """
 
     def __init__(
         self,
         client: httpx.AsyncClient | None,
         *,
+        client_factory: Callable[[], httpx.AsyncClient] | None = None,
         headers: Mapping[str, str] | None,
         auth: httpx.Auth | tuple[str, str] | None,
         timeout: httpx.Timeout | float,
@@ -154,7 +167,12 @@ class ClientPool:
             raise InvalidArgumentError(
                 f"client must be an httpx.AsyncClient, got {type(client).__name__}"
             )
+        if client_factory is not None and not callable(client_factory):
+            raise InvalidArgumentError(
+                f"client_factory must be callable, got {type(client_factory).__name__}"
+            )
         self._external = client
+        self._factory = client_factory
         self._headers = dict(headers or {})
         self._auth = auth
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
@@ -194,6 +212,14 @@ class ClientPool:
             return self._external
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
+        if client is None and self._factory is not None:
+            self._forget_closed_loops()
+            client = self._factory()
+            if not isinstance(client, httpx.AsyncClient):
+                raise InvalidTypeError(
+                    f"client_factory returned {type(client).__name__}, not an httpx.AsyncClient"
+                )
+            self._clients[loop] = client
         if client is None:
             self._forget_closed_loops()
             client = httpx.AsyncClient(
@@ -258,7 +284,7 @@ def _what(block_id: object, url: str) -> str:
     return f"{format_id(block_id)} from {url}" if block_id is not None else url
 
 
-def _capped(timeout: httpx.Timeout, left: float) -> httpx.Timeout:
+def capped_timeout(timeout: httpx.Timeout, left: float) -> httpx.Timeout:
     """``timeout`` with every phase cut to at most ``left`` seconds."""
 
     def cap(value: float | None) -> float:
@@ -289,6 +315,101 @@ def _gave_up(failure: TransportError, block_id: object, tries: int, why: str) ->
     return type(failure)(message, failure.url, failure.block_id)
 
 
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)``, the port defaulted from the scheme, so that
+    ``https://h`` and ``https://h:443`` are one origin."""
+    parts = httpx.URL(url)
+    scheme = parts.scheme.lower()
+    return scheme, parts.host.lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _foreign_headers(built: httpx.Headers, asked: Mapping[str, str] | None) -> httpx.Headers:
+    """Headers for an origin the caller's credentials are not for: content
+    negotiation and ``Host`` only, plus what this request itself asked for
+    (``Range``, ``Accept``). Any other header may be a credential."""
+    kept = [(k, v) for k, v in built.multi_items() if k.lower() in _FORWARDABLE_HEADERS]
+    headers = httpx.Headers(kept)
+    headers.update(dict(asked or {}))
+    return headers
+
+
+async def send_once(
+    pool: ClientPool,
+    method: str,
+    url: str,
+    *,
+    block_id: object = None,
+    not_found_is_missing_block: bool = False,
+    credentialed: Callable[[str], bool] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """One try: send a request and return the response if it succeeded.
+
+    ``credentialed(url)`` says whether the caller's headers and auth may go to
+    that URL's origin; when it says no, only content-negotiation headers are
+    sent and no auth (``None``: everything goes everywhere, for the RPC
+    endpoint). GET redirects are followed here, hop by hop, so that each
+    target's origin is checked again (at most :data:`MAX_REDIRECTS`).
+
+    Raises:
+        NodeUnreachableError, RequestTimeoutError: as :func:`send_with_retries`.
+        HTTPStatusError: an error status (``retry_after`` set from the header).
+        BlockNotFoundError: 404 when ``not_found_is_missing_block`` is set.
+    """
+    extra_headers = pool.request_headers()
+    if extra_headers:
+        kwargs["headers"] = {**extra_headers, **kwargs.get("headers", {})}
+    client = pool.client()
+    asked = kwargs.get("headers")
+    for _ in range(MAX_REDIRECTS + 1):
+        request = client.build_request(method, url, **kwargs)
+        foreign = credentialed is not None and not credentialed(url)
+        if foreign:
+            request.headers = _foreign_headers(request.headers, asked)
+        try:
+            async with pool.limit():
+                response = await client.send(
+                    request,
+                    auth=None if foreign else httpx.USE_CLIENT_DEFAULT,
+                    follow_redirects=False,
+                )
+        except httpx.TimeoutException as exc:
+            raise RequestTimeoutError(
+                f"timed out ({type(exc).__name__}) fetching {_what(block_id, url)}", url, block_id
+            ) from exc
+        except httpx.ConnectError as exc:
+            reason = "connection refused" if _refused(exc) else "cannot connect"
+            raise NodeUnreachableError(
+                f"{reason}: {_what(block_id, url)} ({exc})", url, block_id
+            ) from exc
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise NodeUnreachableError(
+                f"connection broken ({type(exc).__name__}: {exc}) fetching {_what(block_id, url)}",
+                url,
+                block_id,
+            ) from exc
+        location = response.headers.get("location")
+        if method == "GET" and response.is_redirect and location:
+            url = str(response.url.join(location))
+            continue
+        status = response.status_code
+        if status < 400:
+            return response
+        if status == 404 and not_found_is_missing_block:
+            raise BlockNotFoundError(block_id, f"404 from {url}")
+        body = " ".join(response.text[:200].split())
+        raise HTTPStatusError(
+            f"HTTP {status} for {_what(block_id, url)}" + (f": {body}" if body else ""),
+            url,
+            status,
+            block_id,
+            parse_retry_after(response.headers.get("retry-after")),
+        )
+    raise HTTPStatusError(
+        f"more than {MAX_REDIRECTS} redirects fetching {_what(block_id, url)}", url, 310, block_id
+    )
+
+
 async def send_with_retries(
     pool: ClientPool,
     policy: RetryPolicy,
@@ -297,6 +418,7 @@ async def send_with_retries(
     *,
     block_id: object = None,
     not_found_is_missing_block: bool = False,
+    credentialed: Callable[[str], bool] | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
     """Send a request, retrying what is transient; return a successful response.
@@ -304,6 +426,7 @@ async def send_with_retries(
     With a ``block_id``, the whole call, tries and waits, is bounded by
     ``policy.total_timeout``: each try's timeouts are cut to the time left,
     and a retry that could not start before the deadline is not made.
+    ``credentialed`` is as in :func:`send_once`.
 
     Raises:
         NodeUnreachableError: connection refused, reset or cut short, on every try.
@@ -315,65 +438,39 @@ async def send_with_retries(
         When retries run out or the deadline passes while fetching a block,
         the message starts ``block <id> not found or not available``.
     """
-    extra_headers = pool.request_headers()
-    if extra_headers:
-        kwargs["headers"] = {**extra_headers, **kwargs.get("headers", {})}
     total = policy.total_timeout if block_id is not None else None
     deadline = None if total is None else _monotonic() + total
     attempt = 0
     while True:
         retry_after: float | None = None
-        failure: TransportError
-        client = pool.client()
         if deadline is not None:
-            kwargs["timeout"] = _capped(client.timeout, max(deadline - _monotonic(), 0.001))
+            timeout = pool.client().timeout
+            kwargs["timeout"] = capped_timeout(timeout, max(deadline - _monotonic(), 0.001))
         try:
-            async with pool.limit():
-                response = await client.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            failure = RequestTimeoutError(
-                f"timed out ({type(exc).__name__}) fetching {_what(block_id, url)}", url, block_id
-            )
-            cause: BaseException = exc
-        except httpx.ConnectError as exc:
-            reason = "connection refused" if _refused(exc) else "cannot connect"
-            failure = NodeUnreachableError(
-                f"{reason}: {_what(block_id, url)} ({exc})", url, block_id
-            )
-            cause = exc
-        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            failure = NodeUnreachableError(
-                f"connection broken ({type(exc).__name__}: {exc}) fetching {_what(block_id, url)}",
+            return await send_once(
+                pool,
+                method,
                 url,
-                block_id,
+                block_id=block_id,
+                not_found_is_missing_block=not_found_is_missing_block,
+                credentialed=credentialed,
+                **kwargs,
             )
-            cause = exc
-        else:
-            status = response.status_code
-            if status < 400:
-                return response
-            if status == 404 and not_found_is_missing_block:
-                raise BlockNotFoundError(block_id, f"404 from {url}")
-            body = " ".join(response.text[:200].split())
-            failure = HTTPStatusError(
-                f"HTTP {status} for {_what(block_id, url)}" + (f": {body}" if body else ""),
-                url,
-                status,
-                block_id,
-            )
-            cause = failure
-            if status not in RETRY_STATUSES:
-                raise failure
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+        except HTTPStatusError as exc:
+            if exc.status_code not in RETRY_STATUSES:
+                raise
+            failure: TransportError = exc
+            cause: BaseException | None = None
+            retry_after = exc.retry_after
+        except (RequestTimeoutError, NodeUnreachableError) as exc:
+            failure, cause = exc, exc.__cause__
         tries = attempt + 1
         if attempt >= policy.max_retries:
-            final = _gave_up(failure, block_id, tries, "retries exhausted")
-            raise final from (None if cause is failure else cause)
+            raise _gave_up(failure, block_id, tries, "retries exhausted") from cause
         wait = policy.delay(attempt, retry_after)
         if deadline is not None and _monotonic() + wait >= deadline:
             why = f"total_timeout of {total:g} s reached"
-            final = _gave_up(failure, block_id, tries, why)
-            raise final from (None if cause is failure else cause)
+            raise _gave_up(failure, block_id, tries, why) from cause
         log.info("retrying %s %s in %.2fs after: %s", method, url, wait, failure)
         await _sleep(wait)
         attempt += 1

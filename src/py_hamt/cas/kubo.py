@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
@@ -34,6 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 from multiformats import CID
 
+from py_hamt.caching import LRUCache
 from py_hamt.cas.base import (
     Codec,
     ContentAddressedStore,
@@ -42,11 +42,15 @@ from py_hamt.cas.base import (
     slice_range,
     verify_block,
 )
+from py_hamt.cas.gateways import DEFAULT_REQUEST_DEADLINE, GatewayRouter, HedgeConfig
 from py_hamt.cas.http import (
     DEFAULT_TIMEOUT,
     DEFAULT_TOTAL_TIMEOUT,
     ClientPool,
     RetryPolicy,
+    capped_timeout,
+    origin_of,
+    send_once,
     send_with_retries,
 )
 from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
@@ -184,6 +188,12 @@ class KuboCAS(ContentAddressedStore):
         verify_ranges: bool = False,
         verified_cache_bytes: int = DEFAULT_VERIFIED_CACHE_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
+        gateway_base_urls: Sequence[str] | None = None,
+        client_factory: Callable[[], httpx.AsyncClient] | None = None,
+        hedge: bool = True,
+        hedge_budget: float = 0.10,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
+        gateway_cooldown: float = 10.0,
     ) -> None:
         if not isinstance(hasher, str) or hasher not in HASH_FUNCTIONS:
             raise InvalidArgumentError(
@@ -202,8 +212,31 @@ class KuboCAS(ContentAddressedStore):
         self.chunker = chunker
         self.pin_on_add = bool(pin_on_add)
         self.rpc_base_url = _base_url(rpc_base_url or DEFAULT_RPC_URL, "rpc_base_url", "/api/v0")
-        self.gateway_base_url = _base_url(
-            gateway_base_url or DEFAULT_GATEWAY_URL, "gateway_base_url", "/ipfs"
+        if gateway_base_urls is not None:
+            if gateway_base_url is not None:
+                raise InvalidArgumentError(
+                    "gateway_base_url and gateway_base_urls are exclusive: "
+                    "list every gateway in gateway_base_urls"
+                )
+            if isinstance(gateway_base_urls, str) or not gateway_base_urls:
+                raise InvalidArgumentError(
+                    f"gateway_base_urls must be a non-empty list of URLs, got {gateway_base_urls!r}"
+                )
+            urls = [_base_url(u, "gateway_base_urls", "/ipfs") for u in gateway_base_urls]
+        else:
+            urls = [_base_url(gateway_base_url or DEFAULT_GATEWAY_URL, "gateway_base_url", "/ipfs")]
+        self.gateway_base_urls = list(dict.fromkeys(urls))
+        self.gateway_base_url = self.gateway_base_urls[0]
+        # The caller's headers and auth are for these origins only.
+        self._credentialed = {origin_of(self.gateway_base_url), origin_of(self.rpc_base_url)}
+        self._router = GatewayRouter(
+            self.gateway_base_urls,
+            HedgeConfig(
+                enabled=bool(hedge),
+                budget=hedge_budget,
+                cooldown=gateway_cooldown,
+                request_deadline=request_deadline,
+            ),
         )
         self.retry = RetryPolicy(
             max_retries=max_retries,
@@ -211,8 +244,11 @@ class KuboCAS(ContentAddressedStore):
             backoff_factor=backoff_factor,
             total_timeout=total_timeout,
         )
+        if client is not None and client_factory is not None:
+            raise InvalidArgumentError("client and client_factory are exclusive")
         self._pool = ClientPool(
             client,
+            client_factory=client_factory,
             headers=headers,
             auth=auth,
             timeout=timeout,
@@ -220,9 +256,9 @@ class KuboCAS(ContentAddressedStore):
             transport=transport,
         )
         self.verify_ranges = bool(verify_ranges)
-        self._verified: OrderedDict[CID, bytes] = OrderedDict()
-        self._verified_bytes = 0
-        self._verified_limit = verified_cache_bytes
+        # Whole blocks fetched for verified ranges, by CID (locked: a KuboCAS
+        # is shared by zarr's loop thread and dask's worker threads).
+        self._verified: LRUCache[CID, bytes] = LRUCache(verified_cache_bytes, len)
 
     # ------------------------------------------------------------- lifecycle
     async def aclose(self) -> None:
@@ -243,10 +279,15 @@ class KuboCAS(ContentAddressedStore):
     def __repr__(self) -> str:
         return f"KuboCAS(rpc={self.rpc_base_url!r}, gateway={self.gateway_base_url!r})"
 
+    @property
+    def _verified_bytes(self) -> int:
+        """Bytes held by the verified-block cache (at most ``verified_cache_bytes``)."""
+        return self._verified.nbytes
+
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the configuration (for dask workers); caches stay behind."""
         state = self.__dict__.copy()
-        state.update(_verified=OrderedDict(), _verified_bytes=0)
+        state.update(_verified=LRUCache(self._verified.max_bytes, len))
         return state
 
     # ----------------------------------------------------------------- write
@@ -426,9 +467,6 @@ class KuboCAS(ContentAddressedStore):
     def _as_cid(block_id: IPLDKind) -> CID:
         return coerce_cid(block_id, owner="KuboCAS", binary=True)
 
-    def _url(self, cid: CID) -> str:
-        return f"{self.gateway_base_url}/ipfs/{cid.encode('base32')}"
-
     async def _load(
         self,
         id: IPLDKind,  # noqa: A002
@@ -463,11 +501,15 @@ class KuboCAS(ContentAddressedStore):
     async def _whole(self, cid: CID, cache: bool = False) -> bytes:
         cached = self._verified.get(cid)
         if cached is not None:
-            self._verified.move_to_end(cid)
             return cached
-        url = self._url(cid)
-        data = (await self._gateway_get(cid, {"Accept": _RAW_ACCEPT})).content
-        self._verify(cid, data, url)
+
+        async def attempt(base: str, left: float | None) -> bytes:
+            url = f"{base}/ipfs/{cid.encode('base32')}"
+            response = await self._get(url, cid, {"Accept": _RAW_ACCEPT}, left)
+            self._verify(cid, response.content, url)
+            return response.content
+
+        data = await self._router.fetch(attempt, self.retry, cid)
         if cache:
             self._remember(cid, data)
         return data
@@ -480,28 +522,37 @@ class KuboCAS(ContentAddressedStore):
             raise IntegrityError(f"{url}: {exc}", cid) from exc
 
     def _remember(self, cid: CID, data: bytes) -> None:
-        if len(data) > self._verified_limit:
-            return
-        self._verified[cid] = data
-        self._verified_bytes += len(data)
-        while self._verified_bytes > self._verified_limit:
-            _, dropped = self._verified.popitem(last=False)
-            self._verified_bytes -= len(dropped)
+        self._verified.put(cid, data)  # a block over the limit is not kept
 
-    async def _gateway_get(self, cid: CID, headers: dict[str, str] | None = None) -> httpx.Response:
-        """GET ``{gateway}/ipfs/{cid}``; a 404 is ``BlockNotFoundError``."""
-        return await send_with_retries(
+    def _is_credentialed(self, url: str) -> bool:
+        return origin_of(url) in self._credentialed
+
+    async def _get(
+        self, url: str, cid: CID, headers: dict[str, str], left: float | None
+    ) -> httpx.Response:
+        """One GET of a block from one gateway (no retries: the router
+        moves on to the next gateway instead); its timeouts are cut to the
+        ``left`` seconds of the read's total deadline."""
+        extra: dict[str, Any] = {}
+        if left is not None:
+            extra["timeout"] = capped_timeout(self._pool.client().timeout, max(left, 0.001))
+        return await send_once(
             self._pool,
-            self.retry,
             "GET",
-            self._url(cid),
+            url,
             block_id=cid,
             not_found_is_missing_block=True,
-            headers=headers or {},
+            credentialed=self._is_credentialed,
+            headers=headers,
+            **extra,
         )
 
     async def _file(self, cid: CID) -> bytes:
-        return (await self._gateway_get(cid)).content
+        async def attempt(base: str, left: float | None) -> bytes:
+            url = f"{base}/ipfs/{cid.encode('base32')}"
+            return (await self._get(url, cid, {}, left)).content
+
+        return await self._router.fetch(attempt, self.retry, cid)
 
     async def _ranged(
         self,
@@ -511,15 +562,34 @@ class KuboCAS(ContentAddressedStore):
         suffix: int | None,
         verifiable: bool,
     ) -> bytes:
-        url = self._url(cid)
-        try:
-            response = await self._gateway_get(
-                cid, {"Range": _range_header(offset, length, suffix)}
-            )
-        except HTTPStatusError as exc:
-            if exc.status_code == 416:  # the range starts past the end
-                return b""
-            raise
+        if cid.codec.code == DAG_CBOR:
+            # Nodes are small, and a gateway may refuse a range of one (the
+            # JS gateway answers 500): fetch it whole, verify it, cut the range.
+            return slice_range(await self._whole(cid, cache=True), offset, length, suffix)
+
+        async def attempt(base: str, left: float | None) -> bytes:
+            url = f"{base}/ipfs/{cid.encode('base32')}"
+            ranged = {"Range": _range_header(offset, length, suffix)}
+            try:
+                response = await self._get(url, cid, ranged, left)
+            except HTTPStatusError as exc:
+                if exc.status_code == 416:  # the range starts past the end
+                    return b""
+                raise
+            return self._check_range_answer(cid, url, response, offset, length, suffix, verifiable)
+
+        return await self._router.fetch(attempt, self.retry, cid)
+
+    def _check_range_answer(
+        self,
+        cid: CID,
+        url: str,
+        response: httpx.Response,
+        offset: int | None,
+        length: int | None,
+        suffix: int | None,
+        verifiable: bool,
+    ) -> bytes:
         body = response.content
         if response.status_code == 200:
             # The gateway ignored the range and sent everything: check and cut.

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import threading
+import sys
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import ByteRequest, Store
-from zarr.core.buffer import Buffer, BufferPrototype
 
+from py_hamt.caching import LRUCache, count_one
 from py_hamt.cas.base import slice_range
 from py_hamt.cas.write_result import WriteResult
 from py_hamt.errors import (
@@ -20,20 +20,67 @@ from py_hamt.errors import (
     InvalidTypeError,
     KeyNotFoundError,
     MissingBlockError,
+    NotCommittedError,
     ReadOnlyError,
     format_id,
 )
 from py_hamt.stores.byte_ranges import to_hamt_range
 from py_hamt.stores.document_cache import DocumentCache
 from py_hamt.stores.key_index import KeyIndex
+from py_hamt.stores.prefetch import Prefetcher
 from py_hamt.stores.store_mixin import StoreMixin
 from py_hamt.trie.hamt import HAMT
 
-__all__ = ["OnWrite", "ZarrHAMTStore"]
+__all__ = ["OnWrite", "UnshippedStore", "ZarrHAMTStore", "distributed_client_active"]
 
 OnWrite = Callable[[str, WriteResult], None]
 
 _METADATA_SUFFIX = "zarr.json"
+
+_SCALE_OUT_HINT = (
+    "cannot send a ZarrHAMTStore whose HAMT has uncommitted changes to other "
+    "processes (plain ds.to_zarr(store) under a dask.distributed Client does): "
+    "their writes would be lost. Use py_hamt.dask.to_zarr(ds, store, ...) to write "
+    "from distributed workers, or commit first with `await hamt.make_read_only()`"
+)
+
+
+class _UnshippedHAMT:
+    """What a store whose HAMT had uncommitted changes holds once pickled
+    under ``distributed``: any use raises the error that explains why."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise NotCommittedError(_SCALE_OUT_HINT)
+
+
+class UnshippedStore:
+    """What a store with changes not yet committed becomes when pickled under
+    ``distributed``: any use raises :class:`NotCommittedError` naming
+    :func:`py_hamt.dask.to_zarr`."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise NotCommittedError(
+            f"cannot send a {self.kind} with changes not yet committed to other processes "
+            "(plain ds.to_zarr(store) under a dask.distributed Client does): their writes "
+            "would be lost. Use py_hamt.dask.to_zarr(ds, store, ...) to write from workers"
+        )
+
+
+def distributed_client_active() -> bool:
+    """Whether dask would run a computation on a ``distributed.Client`` now."""
+    if "distributed" not in sys.modules:
+        return False
+    from dask.base import get_scheduler
+
+    owner = getattr(get_scheduler(), "__self__", None)  # type: ignore[no-untyped-call]
+    return type(owner).__module__.split(".", 1)[0] == "distributed"
 
 
 class ZarrHAMTStore(StoreMixin, Store):
@@ -96,6 +143,7 @@ class ZarrHAMTStore(StoreMixin, Store):
         self.on_write = on_write
         self._metadata = DocumentCache()
         self._metadata_root: object = None
+        self._prefetch: tuple[object, Prefetcher] | None = None
         self._token = uuid.uuid4().hex
 
     @property
@@ -132,15 +180,51 @@ class ZarrHAMTStore(StoreMixin, Store):
         being written gets a random token fixed for this store object.
         """
         name = type(self).__name__
+        if self.__dict__.get("_hamt") is None:  # a ``_codec_only`` copy
+            return (name, "codec-only", self._token)
         root = self._committed_root()
         if root is None:
             return (name, "uncommitted", self._token)
         return (name, format_id(root), str(self.read_only))
 
+    def _codec_only(self) -> ZarrHAMTStore:
+        """A copy of this store without its HAMT, which only encodes values
+        (``_encode``/``_decode``): what the workers of
+        :func:`py_hamt.dask.to_zarr` need to store chunks exactly as this
+        store would (for the encrypted store: with its key and header). It
+        pickles whatever state the HAMT is in; any other method fails on it.
+        """
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.__dict__.update(_hamt=None, on_write=None, _metadata=DocumentCache())
+        return clone
+
     def __getstate__(self) -> dict[str, Any]:
+        """Pickle the store and its committed HAMT (see ``HAMT.__getstate__``).
+
+        A HAMT with changes not yet committed cannot travel: a copy would
+        write into a fork of the buffer that is then lost, which is what
+        plain ``ds.to_zarr(store)`` under a ``distributed.Client`` would do.
+        With a ``distributed.Client`` active (which wraps any pickling error
+        into "Could not serialize ..."), such a store pickles as a stand-in
+        whose every use raises :class:`NotCommittedError` naming
+        :func:`py_hamt.dask.to_zarr`, so that error is what the caller of
+        the computation sees.
+
+        Raises:
+            NotCommittedError: the HAMT has changes not yet committed (and
+                no ``distributed.Client`` is active); the message names
+                :func:`py_hamt.dask.to_zarr`, which writes from workers.
+        """
         state = self.__dict__.copy()
+        hamt: HAMT | _UnshippedHAMT | None = state.get("_hamt")
+        if isinstance(hamt, HAMT) and hamt._committed_root_id() is None:
+            if not distributed_client_active():
+                raise NotCommittedError(_SCALE_OUT_HINT)
+            state["_hamt"] = _UnshippedHAMT()
         state["_metadata"] = DocumentCache(self._metadata.max_bytes)
         state["_metadata_root"] = None
+        state["_prefetch"] = None  # tasks of this process's event loop
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -185,6 +269,12 @@ class ZarrHAMTStore(StoreMixin, Store):
             cached = self._cached_metadata(key)
             if cached is not None:
                 return prototype.buffer.from_bytes(cached)
+        elif byte_range is None and self.read_only:
+            prefetcher = self._prefetcher()
+            if prefetcher is not None:
+                hit, value = await prefetcher.take(key)
+                if hit:
+                    return None if value is None else prototype.buffer.from_bytes(value)
         try:
             if byte_range is not None and self.ranges_on_stored_bytes:
                 data = await self._hamt.get(key, offset=offset, length=length, suffix=suffix)
@@ -198,7 +288,26 @@ class ZarrHAMTStore(StoreMixin, Store):
             raise _missing(exc, key) from exc
         if is_metadata and self._committed_root() is not None:
             self._metadata.put(key, data)
+            prefetcher = self._prefetcher() if self.read_only else None
+            if prefetcher is not None:
+                prefetcher.saw_document(key, data)
         return prototype.buffer.from_bytes(data)
+
+    def _prefetcher(self) -> Prefetcher | None:
+        """The prefetcher of the committed root (``None`` in write mode)."""
+        root = self._committed_root()
+        if root is None:
+            return None
+        if self._prefetch is None or self._prefetch[0] != root:
+            self._prefetch = (root, Prefetcher(self._read_whole))
+        return self._prefetch[1]
+
+    async def _read_whole(self, key: str) -> bytes | None:
+        """An uncached read for the prefetcher: the value, ``None`` if absent."""
+        try:
+            return self._decode(key, await self._hamt.get(key))
+        except KeyNotFoundError:
+            return None
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` is present."""
@@ -308,27 +417,6 @@ def _missing(exc: BlockNotFoundError, key: str | None) -> MissingBlockError:
     return MissingBlockError(message, exc.block_id, key)
 
 
-class _IndexCache:
-    """Key indexes by root id, for the few most recent roots (process-wide:
-    a root's key set never changes)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._indexes: OrderedDict[object, KeyIndex] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, root: object) -> KeyIndex | None:
-        with self._lock:
-            index = self._indexes.get(root)
-            if index is not None:
-                self._indexes.move_to_end(root)
-            return index
-
-    def put(self, root: object, index: KeyIndex) -> None:
-        with self._lock:
-            self._indexes[root] = index
-            while len(self._indexes) > self.size:
-                self._indexes.popitem(last=False)
-
-
-_KEY_INDEXES = _IndexCache(8)
+# Key indexes by root id, for the 8 most recent roots (count-bounded;
+# process-wide and locked: a root's key set never changes).
+_KEY_INDEXES: LRUCache[object, KeyIndex] = LRUCache(8, count_one)

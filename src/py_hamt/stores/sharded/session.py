@@ -17,6 +17,7 @@ from py_hamt.codec.cids import cid_from_bytes
 from py_hamt.codec.shard import decode_shard, decode_shard_entry, encode_shard
 from py_hamt.errors import AmbiguousLayoutError, InvalidArgumentError, MalformedNodeError
 from py_hamt.stores.document_cache import DocumentCache
+from py_hamt.stores.prefetch import Prefetcher
 from py_hamt.stores.sharded import legacy, relayout
 from py_hamt.stores.sharded.grid import grid_from_zarr_json
 from py_hamt.stores.sharded.layout import ArrayIndex, Manifest
@@ -44,6 +45,8 @@ class Session:
     last_commit: WriteResult | None = None
     on_write: Callable[[str, WriteResult], None] | None = None
     documents: DocumentCache = field(default_factory=DocumentCache)
+    prefetcher: Prefetcher | None = None
+    _sparse_loading: dict[CID, asyncio.Future[bytes]] = field(default_factory=dict)
     _loading: dict[tuple[str, int], asyncio.Future[None]] = field(default_factory=dict)
     _sparse_reads: dict[tuple[str, int], int] = field(default_factory=dict)
     _latched: bool = False
@@ -152,13 +155,35 @@ class Session:
             ) from exc
 
     async def _fetch_entry(self, cid: CID, per_shard: int, slot: int) -> bytes | None:
-        data = await self.cas.load(self.cas.cid_to_id(cid))  # verified whole
+        data = await self._shard_bytes(cid)
         try:
             return decode_shard_entry(data, per_shard, slot)
         except ValueError as exc:
             raise MalformedNodeError(
                 f"block {cid} is not a shard of {per_shard} entries: {exc}", cid
             ) from exc
+
+    async def _shard_bytes(self, cid: CID) -> bytes:
+        """A shard block, verified whole; concurrent sparse reads of one
+        shard on one loop share the fetch (nothing is kept after it)."""
+        loop = asyncio.get_running_loop()
+        pending = self._sparse_loading.get(cid)
+        if pending is not None and pending.get_loop() is loop:
+            return await asyncio.shield(pending)
+        done: asyncio.Future[bytes] = loop.create_future()
+        self._sparse_loading[cid] = done
+        try:
+            data = await self.cas.load(self.cas.cid_to_id(cid))
+        except BaseException as exc:
+            done.set_exception(exc)
+            done.exception()  # retrieved: waiters see it, nothing is logged
+            raise
+        else:
+            done.set_result(data)
+            return data
+        finally:
+            if self._sparse_loading.get(cid) is done:
+                del self._sparse_loading[cid]
 
     def _wants_sparse(self, routed: Route) -> bool:
         key = (routed.path, routed.linear // routed.array.grid.chunks_per_shard)

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from multiformats import CID
+from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import ByteRequest, Store
-from zarr.core.buffer import Buffer, BufferPrototype
 
 from py_hamt.cas.base import ContentAddressedStore
 from py_hamt.cas.write_result import WriteResult
@@ -23,6 +23,8 @@ from py_hamt.errors import (
     ReadOnlyError,
 )
 from py_hamt.stores.byte_ranges import to_hamt_range
+from py_hamt.stores.hamt_store import UnshippedStore, distributed_client_active
+from py_hamt.stores.prefetch import Prefetcher
 from py_hamt.stores.sharded import listing
 from py_hamt.stores.sharded.editing import EditingMixin
 from py_hamt.stores.sharded.layout import Manifest
@@ -271,8 +273,13 @@ class ShardedZarrStore(EditingMixin, StoreMixin, Store):
         """
         session = self._session
         if not session.committed:
+            if distributed_client_active():
+                # distributed would bury any pickling error under "Could not
+                # serialize": ship a stand-in whose use names the way out.
+                return (UnshippedStore, ("ShardedZarrStore",))
             raise NotCommittedError(
-                "cannot pickle a ShardedZarrStore with unflushed changes; call flush() first"
+                "cannot pickle a ShardedZarrStore with unflushed changes: call flush() "
+                "first, or write with py_hamt.dask.to_zarr(ds, store)"
             )
         return (
             _unpickle,
@@ -311,21 +318,37 @@ class ShardedZarrStore(EditingMixin, StoreMixin, Store):
     ) -> Buffer | None:
         offset, length, suffix = to_hamt_range(byte_range)
         session = self._session
-        cid = await session.lookup(key, sparse_ok=self.read_only)
-        if cid is None:
-            return None
         is_document = byte_range is None and key.endswith(METADATA_SUFFIXES)
-        cacheable = is_document and self.read_only and not session.dirty_root
-        if cacheable:
+        committed = self.read_only and not session.dirty_root
+        if committed and byte_range is None and not is_document:
+            hit, value = await self._prefetcher().take(key)
+            if hit:
+                return None if value is None else prototype.buffer.from_bytes(value)
+        if is_document and committed:
             cached = session.documents.get(key)
             if cached is not None:
                 return prototype.buffer.from_bytes(cached)
+        cid = await session.lookup(key, sparse_ok=self.read_only)
+        if cid is None:
+            return None
         data = await session.cas.load(
             session.cas.cid_to_id(cid), offset=offset, length=length, suffix=suffix
         )
-        if cacheable:
+        if is_document and committed:
             session.documents.put(key, data)
+            self._prefetcher().saw_document(key, data)
         return prototype.buffer.from_bytes(data)
+
+    def _prefetcher(self) -> Prefetcher:
+        session = self._session
+        if session.prefetcher is None:
+            session.prefetcher = Prefetcher(self._read_for_prefetch)
+        return session.prefetcher
+
+    async def _read_for_prefetch(self, key: str) -> bytes | None:
+        session = self._session
+        cid = await session.lookup(key, sparse_ok=True)
+        return None if cid is None else await session.cas.load(session.cas.cid_to_id(cid))
 
     async def exists(self, key: str) -> bool:
         try:
