@@ -257,21 +257,30 @@ async def test_read_modes_read_the_same_and_cache_as_documented(mode: str) -> No
     shard_loads = sum(1 for c in cas.loads if c in shard_cids)
     if mode == "full":
         assert (shard_loads, ro.cache_bytes > 0) == (2, True)
-    else:  # one shard load per chunk read, nothing kept
+    elif mode == "sparse":  # one shard load per chunk read, nothing kept
         assert (shard_loads, ro.cache_bytes) == (12, 0)
+    else:  # sparse until 8 reads of one shard (a shard of 8), then full for good
+        assert 2 < shard_loads < 12
+        assert ro.cache_bytes > 0
 
 
-async def test_auto_mode_switches_to_full_shards_after_256_reads_of_one() -> None:
+@pytest.mark.parametrize(("per_shard", "latch"), [(1200, 256), (300, 75), (16, 8)])
+async def test_auto_mode_switches_to_full_shards_once_one_is_scanned(
+    per_shard: int, latch: int
+) -> None:
+    """py-hamt 3.6's 256 sparse reads of one shard, or a quarter of a
+    shard's entries when that is fewer (at least 8)."""
     cas = CountingCAS()
-    store = await ShardedZarrStore.open(cas, False, chunks_per_shard=300)
-    ds = xr.Dataset({"v": (("x",), np.arange(1, 301, dtype="int32"))})
+    store = await ShardedZarrStore.open(cas, False, chunks_per_shard=per_shard)
+    n = min(per_shard, 300)
+    ds = xr.Dataset({"v": (("x",), np.arange(1, n + 1, dtype="int32"))})
     ds.to_zarr(store=store, mode="w", zarr_format=3, encoding={"v": {"chunks": (1,)}})
     ro = await ShardedZarrStore.open(cas, True, await store.flush())
     proto = default_buffer_prototype()
-    for i in range(300):
+    for i in range(n):
         assert await ro.get(f"v/c/{i}", proto) is not None
     shard = decode_map(cas.blocks[CID.decode(str(ro.root_cid))])["arrays"]["v"]["shard_cids"][0]
-    assert cas.loads.count(shard) == 256  # 255 sparse, then one full load kept
+    assert cas.loads.count(shard) == latch  # latch - 1 sparse, then one full load kept
     assert ro.cache_bytes > 0
 
 

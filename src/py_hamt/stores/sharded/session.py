@@ -29,7 +29,9 @@ __all__ = ["SPARSE_PROMOTE_THRESHOLD", "Session", "ShardReadMode"]
 ShardReadMode = Literal["full", "sparse", "auto"]
 SPARSE_PROMOTE_THRESHOLD: Final = 256
 """In ``auto`` mode, sparse reads of any one shard before the store switches
-to decoding and caching whole shards (a caller reading that much is scanning)."""
+to decoding and caching whole shards (a caller reading that much is scanning):
+py-hamt 3.6's 256, or a quarter of a shard's entries if that is fewer (at
+least 8), since a shard of 64 entries is never read 256 times."""
 
 
 @dataclass
@@ -194,7 +196,8 @@ class Session:
         if self._latched:
             return False
         count = self._sparse_reads.get(key, 0) + 1
-        if count >= SPARSE_PROMOTE_THRESHOLD:
+        per_shard = routed.array.grid.chunks_per_shard
+        if count >= min(SPARSE_PROMOTE_THRESHOLD, max(8, per_shard // 4)):
             self._latched = True
             self._sparse_reads.clear()
             return False

@@ -92,8 +92,9 @@ class ShardedZarrStore(EditingMixin, StoreMixin, Store):
         shard_read_mode: how a read-only store resolves a chunk whose shard
             is not cached: ``"full"`` decodes and caches the shard;
             ``"sparse"`` fetches it for that chunk alone and caches nothing;
-            ``"auto"`` is sparse until any one shard has been read 256 times,
-            then full for good. Every mode verifies whole shard blocks.
+            ``"auto"`` is sparse until any one shard has been read 256 times
+            (or a quarter of its entries, if fewer, at least 8), then full for
+            good. Every mode verifies whole shard blocks.
 
     Raises:
         InvalidArgumentError: missing or inconsistent arguments.
