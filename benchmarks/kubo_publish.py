@@ -36,8 +36,8 @@ class CountingKubo(KuboCAS):
         self.blocks = 0
         self.bytes = 0
 
-    async def _add(self, data: bytes, codec: Any) -> Any:
-        answer = await super()._add(data, codec)
+    async def _add(self, data: bytes, codec: Any, digest: bytes) -> Any:
+        answer = await super()._add(data, codec, digest)
         self.blocks += 1
         self.bytes += len(data)
         return answer
