@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # what mypy and IDEs see; at run time the names load lazily
     from py_hamt.jobs.convert import convert_hamt_to_sharded
     from py_hamt.jobs.copy import CopyReport, copy_dag
     from py_hamt.jobs.progress import Progress
+    from py_hamt.observability import reset_stats, stats
     from py_hamt.stores.encrypted_store import SimpleEncryptedZarrHAMTStore
     from py_hamt.stores.hamt_store import ZarrHAMTStore
     from py_hamt.stores.sharded import (
@@ -106,6 +107,8 @@ _LAZY: dict[str, str] = {
     "ShardReadMode": "py_hamt.stores.sharded",
     "HAMT": "py_hamt.trie.hamt",
     "blake3_hashfn": "py_hamt.trie.hashing",
+    "stats": "py_hamt.observability",
+    "reset_stats": "py_hamt.observability",
     # The console command lives in the CLI layer; importing the library
     # never imports the CLI.
     "sharded_converter_cli": "py_hamt.cli.sharded_converter",
@@ -174,5 +177,7 @@ __all__ = [
     "copy_dag",
     "export_car",
     "import_car",
+    "reset_stats",
     "sharded_converter_cli",
+    "stats",
 ]

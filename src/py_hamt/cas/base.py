@@ -14,11 +14,13 @@ a class is adapted when it is defined (``put`` is built over its ``save``,
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from typing import Any, Literal, TypeAlias
 
 from multiformats import CID
 
+from py_hamt import observability
 from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
 from py_hamt.codec.cids import DAG_CBOR, RAW, coerce_cid, make_cid
 from py_hamt.codec.multihash import check_digest_size, hash_function, split_multihash
@@ -223,7 +225,52 @@ class ContentAddressedStore(ABC):
         """
         if offset is not None or length is not None or suffix is not None:
             check_range(offset, length, suffix)
+        if observability.ACTIVE:
+            return await self._observed_load(id, offset, length, suffix)
         return await self._load(id, offset, length, suffix)
+
+    async def _observed_load(
+        self,
+        id: IPLDKind,  # noqa: A002
+        offset: int | None,
+        length: int | None,
+        suffix: int | None,
+    ) -> bytes:
+        """:meth:`_load` inside a ``py_hamt.cas.load`` span, counted and
+        timed; a failure sets ``py_hamt.cas.status`` (``not_found``, the HTTP
+        status code, or the exception type) and is re-raised."""
+        if not observability.is_enabled():
+            return await self._load(id, offset, length, suffix)
+        cid = observability.cid_text(id)
+        attrs = {
+            "py_hamt.cas.has_range": offset is not None or length is not None or suffix is not None
+        }
+        observability.add("py_hamt.cas.load.requests", 1, attrs)
+        observability.cid_loaded(cid)
+        status = "ok"
+        start = time.perf_counter()
+        with observability.span("py_hamt.cas.load", {"py_hamt.cid": cid, **attrs}) as span:
+            try:
+                data = await self._load(id, offset, length, suffix)
+            except BaseException as exc:
+                code = getattr(exc, "status_code", None)
+                status = (
+                    "not_found"
+                    if isinstance(exc, KeyError)
+                    else str(code)
+                    if isinstance(code, int)
+                    else type(exc).__name__
+                )
+                observability.set_attribute(span, "py_hamt.cas.status", status)
+                raise
+            finally:
+                seconds = time.perf_counter() - start
+                observability.record(
+                    "py_hamt.cas.load.duration", seconds, {**attrs, "py_hamt.cas.status": status}
+                )
+            observability.set_attribute(span, "py_hamt.cas.status", status)
+        observability.add("py_hamt.cas.load.response_bytes", len(data), attrs)
+        return data
 
     @abstractmethod
     async def _load(

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
+from py_hamt import observability
 from py_hamt.cas import http
 from py_hamt.cas.http import RETRY_STATUSES, RetryPolicy
 from py_hamt.errors import (
@@ -144,6 +145,8 @@ class GatewayRouter:
         backoff = min(2 ** (gateway.failures_in_a_row - 1), 8)
         gateway.cooling_until = _now() + self.hedge.cooldown * backoff
         log.warning("gateway %s failed (%s); cooling down", gateway.url, why)
+        if observability.ACTIVE:
+            observability.add("py_hamt.gateway.failovers", 1, {"py_hamt.gateway": gateway.url})
 
     def _hedge_delay(self, gateway: GatewayHealth) -> float:
         p90 = gateway.p90()
@@ -282,6 +285,8 @@ class GatewayRouter:
             if not done and self._may_hedge():
                 self.hedged_requests += 1
                 log.debug("hedging %s with %s", gateway.url, backup.url)
+                if observability.ACTIVE:
+                    observability.add("py_hamt.gateway.hedges", 1, {"py_hamt.gateway": backup.url})
                 tasks.add(asyncio.ensure_future(self._timed(attempt, backup, budget, left)))
             failure: BaseException | None = None
             while tasks:

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import httpx
 
+from py_hamt import observability
 from py_hamt.errors import (
     BlockNotFoundError,
     HTTPStatusError,
@@ -393,6 +394,7 @@ async def send_once(
             url = str(response.url.join(location))
             continue
         status = response.status_code
+        log.debug("%s %s -> %d", method, url, status)
         if status < 400:
             return response
         if status == 404 and not_found_is_missing_block:
@@ -408,6 +410,14 @@ async def send_once(
     raise HTTPStatusError(
         f"more than {MAX_REDIRECTS} redirects fetching {_what(block_id, url)}", url, 310, block_id
     )
+
+
+def _status(failure: TransportError) -> str:
+    """A failure as a ``py_hamt.cas.status`` value: the HTTP status code, or
+    the exception type."""
+    if isinstance(failure, HTTPStatusError):
+        return str(failure.status_code)
+    return type(failure).__name__
 
 
 async def send_with_retries(
@@ -471,6 +481,10 @@ async def send_with_retries(
         if deadline is not None and _monotonic() + wait >= deadline:
             why = f"total_timeout of {total:g} s reached"
             raise _gave_up(failure, block_id, tries, why) from cause
-        log.info("retrying %s %s in %.2fs after: %s", method, url, wait, failure)
+        log.warning("retrying %s %s in %.2fs after: %s", method, url, wait, failure)
+        if observability.ACTIVE:
+            observability.add(
+                "py_hamt.cas.load.retries", 1, {"py_hamt.cas.status": _status(failure)}
+            )
         await _sleep(wait)
         attempt += 1

@@ -11,6 +11,7 @@ from typing import Any
 from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import ByteRequest, Store
 
+from py_hamt import observability
 from py_hamt.caching import LRUCache, count_one
 from py_hamt.cas.base import slice_range
 from py_hamt.cas.write_result import WriteResult
@@ -262,7 +263,23 @@ class ZarrHAMTStore(StoreMixin, Store):
         prototype: BufferPrototype,
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
-        """The value under ``key`` (or a byte range of it), ``None`` if absent."""
+        """The value under ``key`` (or a byte range of it), ``None`` if absent.
+
+        With :mod:`~py_hamt.observability` on, a ``py_hamt.hamt_store.get``
+        span, counted in ``py_hamt.zarr.get.requests`` and timed."""
+        if observability.ACTIVE:
+            return await observability.timed(
+                "py_hamt.hamt_store.get",
+                "py_hamt.zarr.get.requests",
+                "py_hamt.zarr.get.duration",
+                lambda: self._get(key, prototype, byte_range),
+                {"py_hamt.store": "hamt"},
+            )
+        return await self._get(key, prototype, byte_range)
+
+    async def _get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None
+    ) -> Buffer | None:
         offset, length, suffix = to_hamt_range(byte_range)
         is_metadata = byte_range is None and key.endswith(_METADATA_SUFFIX)
         if is_metadata:

@@ -28,11 +28,13 @@ node) that needed it, never a missing key.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import dag_cbor
 
+from py_hamt import observability
 from py_hamt.cas.base import Codec, ContentAddressedStore, IPLDKind, check_range
 from py_hamt.cas.write_result import ContentDigest, WriteResult
 from py_hamt.codec import dagcbor
@@ -78,6 +80,20 @@ class _NeedsLoad(Exception):
 
     def __init__(self, parent: Node, index: int, link: Link) -> None:
         self.parent, self.index, self.link = parent, index, link
+
+
+def _node_loaded(size: int, seconds: float) -> None:
+    """Record one node read from the store (a cache miss)."""
+    attrs = {"py_hamt.cache_hit": False}
+    observability.add("py_hamt.hamt.node_load.requests", 1, attrs)
+    observability.add("py_hamt.hamt.node_load.bytes", size, attrs)
+    observability.record("py_hamt.hamt.node_load.duration", seconds, attrs)
+
+
+def _node_cache_hit() -> None:
+    """Record one node found in the read cache."""
+    observability.add("py_hamt.hamt.node_load.requests", 1, {"py_hamt.cache_hit": True})
+    observability.add("py_hamt.hamt.node_cache.hits")
 
 
 class HAMT:
@@ -376,6 +392,7 @@ class HAMT:
         fut: asyncio.Future[Node] = loop.create_future()
         self._inflight[block_id] = (loop, fut)
         try:
+            start = time.perf_counter() if observability.ACTIVE else 0.0
             try:
                 data = await self.cas.load(block_id)
             except BlockNotFoundError:
@@ -383,6 +400,8 @@ class HAMT:
             except KeyError as exc:  # a store that raises a plain KeyError
                 raise BlockNotFoundError(block_id, "a HAMT node") from exc
             node = Node.decode(data, block_id, self.max_bucket_size)
+            if observability.ACTIVE:
+                _node_loaded(len(data), time.perf_counter() - start)
         except asyncio.CancelledError:
             fut.cancel()
             raise
@@ -410,8 +429,12 @@ class HAMT:
         if self._read_only:
             node = self._cache.get(link.id)
             if node is None:
+                if observability.ACTIVE:
+                    observability.add("py_hamt.hamt.node_cache.misses")
                 node = await self._load_child(parent, index, link)
                 self._cache.put(link.id, node)
+            elif observability.ACTIVE:
+                _node_cache_hit()
             return node
         node = await self._load_child(parent, index, link)
         if parent.slots[index] is link:
@@ -461,6 +484,8 @@ class HAMT:
                 raise KeyNotFoundError(key)
             t = type(e)
             if t is dict:
+                if observability.ACTIVE:
+                    observability.record("py_hamt.hamt.lookup.depth", depth + 1)
                 try:
                     return e[key]  # type: ignore[index]
                 except KeyError:
@@ -471,6 +496,8 @@ class HAMT:
                 child = cache.get(e.id) if cache is not None else None  # type: ignore[union-attr]
                 if child is None:
                     child = await self._load_for(key, node, index, e)  # type: ignore[arg-type]
+                elif observability.ACTIVE:
+                    _node_cache_hit()
                 node = child
             depth += 1
 
@@ -505,6 +532,9 @@ class HAMT:
     ) -> Any:
         """The value stored under ``key``.
 
+        With :mod:`~py_hamt.observability` on, the lookup is a
+        ``py_hamt.hamt.lookup`` span, counted and timed.
+
         A byte range (see :meth:`ContentAddressedStore.load`) applies to the
         stored value bytes and needs ``values_are_bytes=True``: a slice of a
         DAG-CBOR encoding cannot be decoded.
@@ -522,6 +552,23 @@ class HAMT:
                 raise InvalidArgumentError(
                     f"byte ranges need values_are_bytes=True (reading key {key!r})"
                 )
+        if observability.ACTIVE:
+            return await observability.timed(
+                "py_hamt.hamt.lookup",
+                "py_hamt.hamt.lookup.requests",
+                "py_hamt.hamt.lookup.duration",
+                lambda: self._get(key, ranged, offset, length, suffix),
+            )
+        return await self._get(key, ranged, offset, length, suffix)
+
+    async def _get(
+        self,
+        key: str,
+        ranged: bool,
+        offset: int | None,
+        length: int | None,
+        suffix: int | None,
+    ) -> Any:
         vid = await self._find(key)
         try:
             if ranged:

@@ -5,12 +5,14 @@ views made by ``with_read_only`` share it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from multiformats import CID
 
+from py_hamt import observability
 from py_hamt.cas.base import ContentAddressedStore
 from py_hamt.cas.write_result import WriteResult
 from py_hamt.codec.cids import cid_from_bytes
@@ -32,6 +34,16 @@ SPARSE_PROMOTE_THRESHOLD: Final = 256
 to decoding and caching whole shards (a caller reading that much is scanning):
 py-hamt 3.6's 256, or a quarter of a shard's entries if that is fewer (at
 least 8), since a shard of 64 entries is never read 256 times."""
+
+
+def _shard_loaded(entries: list[bytes | None], seconds: float) -> None:
+    """Record one whole shard read from the store and decoded."""
+    observability.add("py_hamt.sharded_store.shard_load.requests")
+    observability.add("py_hamt.sharded_store.shard_cache.misses")
+    observability.record("py_hamt.sharded_store.shard_load.duration", seconds)
+    observability.record(
+        "py_hamt.sharded_store.shard_entries", sum(1 for e in entries if e is not None)
+    )
 
 
 @dataclass
@@ -108,6 +120,8 @@ class Session:
         while True:
             cached = self.cache.get(key)
             if cached is not None:
+                if observability.ACTIVE:
+                    observability.add("py_hamt.sharded_store.shard_cache.hits")
                 return cached
             cid = index.shard_cids[shard_no] if shard_no < len(index.shard_cids) else None
             if cid is None:
@@ -148,9 +162,13 @@ class Session:
                     yield linear, raw
 
     async def _fetch(self, cid: CID, per_shard: int) -> list[bytes | None]:
+        start = time.perf_counter() if observability.ACTIVE else 0.0
         data = await self.cas.load(self.cas.cid_to_id(cid))
         try:
-            return decode_shard(data, per_shard)
+            entries = decode_shard(data, per_shard)
+            if observability.ACTIVE:
+                _shard_loaded(entries, time.perf_counter() - start)
+            return entries
         except ValueError as exc:
             raise MalformedNodeError(
                 f"block {cid} is not a shard of {per_shard} entries: {exc}", cid

@@ -11,6 +11,7 @@ from multiformats import CID
 from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import ByteRequest, Store
 
+from py_hamt import observability
 from py_hamt.cas.base import ContentAddressedStore
 from py_hamt.cas.write_result import WriteResult
 from py_hamt.codec.cids import coerce_cid, freeze_id, thaw_id
@@ -310,6 +311,14 @@ class ShardedZarrStore(EditingMixin, StoreMixin, Store):
             IntegrityError: a block does not match its CID.
         """
         try:
+            if observability.ACTIVE:
+                return await observability.timed(
+                    "py_hamt.sharded_store.get",
+                    "py_hamt.zarr.get.requests",
+                    "py_hamt.zarr.get.duration",
+                    lambda: self._get(key, prototype, byte_range),
+                    {"py_hamt.store": "sharded"},
+                )
             return await self._get(key, prototype, byte_range)
         except KeyError as exc:  # BlockNotFoundError, or a plain one from a CAS
             raise _missing(exc, key) from exc

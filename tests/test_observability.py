@@ -1,0 +1,220 @@
+"""Observability: OpenTelemetry spans and metrics, the in-process snapshot,
+and that nothing is recorded (or imported) when off."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import py_hamt
+from py_hamt import HAMT, BlockNotFoundError, InMemoryCAS, observability
+
+_PROVIDERS: tuple[InMemorySpanExporter, InMemoryMetricReader] | None = None
+
+
+@pytest.fixture(scope="module")
+def providers() -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
+    """The SDK providers, installed globally once per process."""
+    global _PROVIDERS
+    if _PROVIDERS is None:
+        exporter = InMemorySpanExporter()
+        tp = TracerProvider()
+        tp.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(tp)
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        _PROVIDERS = (exporter, reader)
+    return _PROVIDERS
+
+
+@pytest.fixture
+def otel(
+    providers: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> Iterator[tuple[InMemorySpanExporter, InMemoryMetricReader]]:
+    exporter, reader = providers
+    observability.enable()
+    observability.reset_stats()
+    reader.get_metrics_data()  # drain
+    exporter.clear()
+    try:
+        yield exporter, reader
+    finally:
+        observability.disable()
+        observability.reset_stats()
+
+
+def _points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    data = reader.get_metrics_data()
+    out: dict[str, list[Any]] = {}
+    if data is None:  # nothing recorded since the last collection
+        return out
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                out.setdefault(m.name, []).extend(m.data.data_points)
+    return out
+
+
+async def _depth2_key() -> tuple[InMemoryCAS, Any, str]:
+    """A committed HAMT and a key stored two nodes deep."""
+    cas = InMemoryCAS()
+    hamt = await HAMT.build(cas=cas, values_are_bytes=True, max_bucket_size=1)
+    keys = [f"k{i}" for i in range(60)]
+    for k in keys:
+        await hamt.set(k, k.encode())
+    await hamt.make_read_only()
+    observability.enable(otel=False)
+    try:
+        for k in keys:
+            observability.reset_stats()
+            cold = HAMT(cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True)
+            await cold.get(k)
+            if observability.stats()["histograms"]["py_hamt.hamt.lookup.depth"]["sum"] == 2:
+                return cas, hamt.root_node_id, k
+    finally:
+        observability.disable()
+        observability.reset_stats()
+    raise AssertionError("no key at depth 2")
+
+
+async def test_point_read_spans_and_metrics(
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    exporter, reader = otel
+    cas, root, key = await _depth2_key()
+    observability.enable()
+    exporter.clear()
+    _points(reader)
+    hamt = HAMT(cas, root_node_id=root, read_only=True, values_are_bytes=True)
+    assert await hamt.get(key) == key.encode()
+
+    spans = exporter.get_finished_spans()
+    lookup = [s for s in spans if s.name == "py_hamt.hamt.lookup"]
+    loads = [s for s in spans if s.name == "py_hamt.cas.load"]
+    assert len(lookup) == 1
+    assert len(loads) == 3  # root, child, value
+    assert lookup[0].context is not None
+    for s in loads:
+        assert s.parent is not None
+        assert s.parent.span_id == lookup[0].context.span_id
+        assert s.attributes is not None
+        assert s.attributes["py_hamt.cas.has_range"] is False
+        assert s.attributes["py_hamt.cas.status"] == "ok"
+    cids = {s.attributes["py_hamt.cid"] for s in loads if s.attributes}
+    assert observability.cid_text(root) in cids
+
+    pts = _points(reader)
+    node_loads = pts["py_hamt.hamt.node_load.requests"]
+    assert sum(p.value for p in node_loads) == 2
+    assert all(p.attributes["py_hamt.cache_hit"] is False for p in node_loads)
+    assert pts["py_hamt.hamt.lookup.depth"][0].sum == 2
+    assert sum(p.value for p in pts["py_hamt.cas.load.requests"]) == 3
+
+    await hamt.get(key)  # root in memory, child from the cache
+    pts = _points(reader)
+    hits = [p for p in pts["py_hamt.hamt.node_load.requests"] if p.attributes["py_hamt.cache_hit"]]
+    assert sum(p.value for p in hits) == 1
+    snap = py_hamt.stats()
+    assert snap["counters"]["py_hamt.hamt.lookup.requests"] == 2
+    assert snap["counters"]["py_hamt.hamt.node_cache.hits"] == 1
+    assert snap["histograms"]["py_hamt.hamt.lookup.duration"]["count"] == 2
+    # the value block was loaded twice
+    assert list(snap["duplicate_cid_loads"].values()) == [2]
+
+
+async def test_missing_block_sets_status(
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    exporter, _ = otel
+    cas = InMemoryCAS()
+    with pytest.raises(BlockNotFoundError, match=r"not found|no block|missing"):
+        await cas.load(b"\x1e\x20" + b"\x00" * 32)
+    (s,) = exporter.get_finished_spans()
+    assert s.name == "py_hamt.cas.load"
+    assert s.attributes is not None
+    assert s.attributes["py_hamt.cas.status"] == "not_found"
+    assert observability.stats()["histograms"]["py_hamt.cas.load.duration"]["count"] == 1
+
+
+async def test_zarr_get_contains_lookup(
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    from zarr.core.buffer import default_buffer_prototype
+
+    exporter, reader = otel
+    cas = InMemoryCAS()
+    hamt = await HAMT.build(cas=cas, values_are_bytes=True)
+    store = py_hamt.ZarrHAMTStore(hamt, read_only=False)
+    await hamt.set("a/c/0", b"xyz")
+    exporter.clear()
+    buf = await store.get("a/c/0", default_buffer_prototype())
+    assert buf is not None
+    assert buf.to_bytes() == b"xyz"
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    get, lookup = spans["py_hamt.hamt_store.get"], spans["py_hamt.hamt.lookup"]
+    assert get.context is not None
+    assert lookup.parent is not None
+    assert lookup.parent.span_id == get.context.span_id
+    assert sum(p.value for p in _points(reader)["py_hamt.zarr.get.requests"]) == 1
+
+
+async def test_off_records_nothing() -> None:
+    observability.disable()
+    observability.reset_stats()
+    cas = InMemoryCAS()
+    cid = await cas.save(b"x", "raw")
+    assert await cas.load(cid) == b"x"
+    snap = py_hamt.stats()
+    assert snap == {
+        "enabled": False,
+        "counters": {},
+        "histograms": {},
+        "duplicate_cid_loads": {},
+    }
+
+
+def test_snapshot_percentiles() -> None:
+    observability.enable(otel=False)
+    try:
+        observability.reset_stats()
+        for v in range(1, 101):
+            observability.record("py_hamt.test", float(v))
+        h = observability.stats()["histograms"]["py_hamt.test"]
+        assert (h["count"], h["sum"], h["p50"], h["p95"], h["p99"]) == (100, 5050.0, 50, 95, 99)
+    finally:
+        observability.disable()
+        observability.reset_stats()
+
+
+def test_import_does_not_import_opentelemetry() -> None:
+    code = (
+        "import sys, py_hamt\n"
+        "from py_hamt import InMemoryCAS, HAMT, observability\n"
+        "assert not observability.is_enabled()\n"
+        "assert not [m for m in sys.modules if m.startswith('opentelemetry')], 'imported'\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PY_HAMT_TRACE"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_env_var_turns_snapshot_on() -> None:
+    code = (
+        "import asyncio, py_hamt\n"
+        "async def main():\n"
+        "    cas = py_hamt.InMemoryCAS()\n"
+        "    await cas.load(await cas.save(b'x', 'raw'))\n"
+        "asyncio.run(main())\n"
+        "assert py_hamt.stats()['counters']['py_hamt.cas.load.requests'] == 1\n"
+    )
+    env = {**__import__("os").environ, "PY_HAMT_TRACE": "1"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
