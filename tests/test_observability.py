@@ -3,9 +3,11 @@ and that nothing is recorded (or imported) when off."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,3 +220,103 @@ def test_env_var_turns_snapshot_on() -> None:
     )
     env = {**__import__("os").environ, "PY_HAMT_TRACE": "1"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_verbose_clis_print_the_counters_at_the_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from py_hamt.cli.main import main
+    from py_hamt.cli.sharded_converter import main as converter
+
+    try:
+        assert main(["--verbose", "demo", "--dir", str(tmp_path / "st"), "--time", "4"]) == 0
+        err = capsys.readouterr().err
+        assert "stats:" in err
+        assert "py_hamt.cas.load.requests = " in err
+        assert "py_hamt.zarr.get.duration: n=" in err
+        args = ["--verbose", "--quiet", "ref:demo", "--store", str(tmp_path / "st")]
+        assert converter(args) == 0
+        err = capsys.readouterr().err
+        assert "py_hamt.hamt.lookup.requests = " in err
+    finally:
+        observability.disable()
+        observability.reset_stats()
+
+
+@pytest.fixture
+def counting() -> Iterator[None]:
+    """Recording on, with no SDK needed: only ``stats()`` is read."""
+    observability.enable(otel=False)
+    observability.reset_stats()
+    try:
+        yield
+    finally:
+        observability.disable()
+        observability.reset_stats()
+
+
+async def test_writes_fsyncs_and_integrity_failures_are_counted(
+    counting: None, tmp_path: Path
+) -> None:
+    from multiformats import CID
+
+    from py_hamt import IntegrityError, LocalCAS
+    from py_hamt.cas.base import verify_block
+
+    cas = LocalCAS(tmp_path)
+    written = await cas.put(b"twelve bytes", "raw")
+    snap = observability.stats()
+    assert snap["counters"]["py_hamt.cas.write.blocks"] == 1
+    assert snap["counters"]["py_hamt.cas.write.bytes"] == 12
+    assert snap["histograms"]["py_hamt.local.fsync.duration"]["count"] >= 2  # file and folder
+    assert isinstance(written.id, CID)
+    with pytest.raises(IntegrityError, match="do not hash"):
+        verify_block(written.id, b"other bytes!")
+    assert observability.stats()["counters"]["py_hamt.integrity.failures"] == 1
+
+
+async def test_document_cache_and_shard_loads_are_counted(counting: None) -> None:
+    import numpy as np
+    import xarray as xr
+
+    from py_hamt import ShardedZarrStore
+    from tests.conftest import CIDCAS
+
+    cas = CIDCAS()
+    ds = xr.Dataset({"v": (("x", "y"), np.arange(64, dtype="float32").reshape(8, 8))})
+    writer = await ShardedZarrStore.open(cas, False, chunks_per_shard=4)
+    await asyncio.to_thread(
+        ds.to_zarr, writer, mode="w", zarr_format=3, encoding={"v": {"chunks": (4, 4)}}
+    )
+    root = await writer.flush()
+    observability.reset_stats()
+    store = await ShardedZarrStore.open(cas, True, root, shard_read_mode="full")
+    for _ in range(2):
+        await asyncio.to_thread(lambda: xr.open_zarr(store, chunks=None).load())
+    snap = observability.stats()
+    assert snap["counters"]["py_hamt.sharded_store.shard_load.requests"] >= 1
+    assert snap["histograms"]["py_hamt.sharded_store.shard_entries"]["sum"] == 4
+    assert snap["counters"]["py_hamt.document_cache.hits"] >= 1
+    assert snap["counters"]["py_hamt.zarr.get.requests"] >= 4
+
+
+async def test_gateway_failovers_are_counted(counting: None) -> None:
+    import httpx
+    from multiformats import CID, multihash
+
+    from py_hamt import KuboCAS
+
+    data = b"a block"
+    cid = CID("base32", 1, "raw", multihash.get("blake3").digest(data, size=32))
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "busy.test":
+            return httpx.Response(503, text="busy")
+        return httpx.Response(200, content=data)
+
+    async with KuboCAS(
+        gateway_base_urls=["http://busy.test", "http://fine.test"],
+        transport=httpx.MockTransport(gateway),
+    ) as cas:
+        assert await cas.load(cid) == data
+    assert observability.stats()["counters"]["py_hamt.gateway.failovers"] == 1

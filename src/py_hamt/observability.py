@@ -190,6 +190,16 @@ def record(name: str, value: float, attributes: Attributes | None = None) -> Non
         _otel.instrument(name, True).record(value, attributes)
 
 
+def wrote(codec: str, size: int) -> None:
+    """A block was written: ``py_hamt.cas.write.blocks`` and ``.bytes``, by
+    codec. Call only when :data:`ACTIVE`."""
+    if not is_enabled():
+        return
+    attrs = {"py_hamt.cid.codec": codec}
+    add("py_hamt.cas.write.blocks", 1, attrs)
+    add("py_hamt.cas.write.bytes", size, attrs)
+
+
 def cid_loaded(cid: str) -> None:
     """Count one load of ``cid`` (for the snapshot's duplicate loads)."""
     if ACTIVE:

@@ -127,6 +127,10 @@ def verify_block(cid: CID, data: bytes) -> ContentDigest:
         raise IntegrityError(f"cannot verify block {cid}: {exc}", cid) from exc
     actual = fn.digest(data, len(expected))
     if actual != expected:
+        if observability.ACTIVE:
+            observability.add(
+                "py_hamt.integrity.failures", 1, {"py_hamt.cid.codec": cid.codec.name}
+            )
         raise IntegrityError(f"{len(data)} bytes do not hash to {cid}", cid)
     algorithm: DigestAlgorithm = "blake3" if fn.name == "blake3" else "sha2-256"
     return ContentDigest(algorithm, actual[: fn.size])

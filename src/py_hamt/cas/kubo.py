@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 from multiformats import CID
 
+from py_hamt import observability
 from py_hamt.caching import LRUCache
 from py_hamt.cas.base import (
     Codec,
@@ -315,6 +316,8 @@ class KuboCAS(ContentAddressedStore):
         cid, answer = await self._add(data, codec, own.value)
         check_echo(cid, client)
         echoed: dict[str, Any] = {k: answer[k] for k in ("Hash", "Name", "Size") if k in answer}
+        if observability.ACTIVE:
+            observability.wrote(codec, len(data))
         return WriteResult(id=cid, size=len(data), digest=client, echoed=echoed)
 
     if TYPE_CHECKING:  # ``save`` is the base class's; only its id type is narrowed here

@@ -54,11 +54,13 @@ import os
 import re
 import secrets
 import stat
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from multiformats import CID
 
+from py_hamt import observability
 from py_hamt.cas.base import (
     Codec,
     ContentAddressedStore,
@@ -112,10 +114,21 @@ def _read_fd(fd: int, limit: int) -> bytes:
     return b"".join(parts)
 
 
+def _timed_fsync(fd: int) -> None:
+    """``os.fsync``, its time recorded as ``py_hamt.local.fsync.duration``."""
+    if not observability.ACTIVE:
+        os.fsync(fd)
+        return
+    start = time.perf_counter()
+    os.fsync(fd)
+    if observability.is_enabled():
+        observability.record("py_hamt.local.fsync.duration", time.perf_counter() - start)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        _timed_fsync(fd)
     finally:
         os.close(fd)
 
@@ -186,7 +199,7 @@ class LocalCAS(ContentAddressedStore):
                 while view:
                     view = view[os.write(fd, view) :]
                 if self.fsync:
-                    os.fsync(fd)
+                    _timed_fsync(fd)
             finally:
                 os.close(fd)
             os.replace(temp, final)
@@ -271,6 +284,8 @@ class LocalCAS(ContentAddressedStore):
         mh = bytes((own.multihash_code, len(own.value))) + own.value
         cid = make_cid(DAG_CBOR if codec == "dag-cbor" else RAW, mh)
         await self._store(cid, data)
+        if observability.ACTIVE:
+            observability.wrote(codec, len(data))
         return WriteResult(id=cid, size=len(data), digest=client)
 
     if TYPE_CHECKING:  # ``save`` is the base class's; only its id type is narrowed here

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from multiformats import CID
 
+from py_hamt import observability
 from py_hamt.cas.base import Codec, ContentAddressedStore, IPLDKind, slice_range
 from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
 from py_hamt.codec.cids import coerce_cid
@@ -47,6 +48,8 @@ class InMemoryCAS(ContentAddressedStore):
         client = ContentDigest.of(data, digest)
         key = _BLAKE3_PREFIX + client.value if digest == "blake3" else blake3_multihash(data)
         self.store[key] = data
+        if observability.ACTIVE:
+            observability.wrote(codec, len(data))
         return WriteResult(id=key, size=len(data), digest=client)
 
     if TYPE_CHECKING:  # ``save`` is the base class's; only its id type is narrowed here

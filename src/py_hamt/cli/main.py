@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 
 from py_hamt import __version__
-from py_hamt.cli import car, copy, demo, fsck, info, publish
+from py_hamt.cli import car, copy, demo, fsck, info, publish, verbose
 from py_hamt.cli.errors import handle_errors
 from py_hamt.cli.options import Parser
 
@@ -25,6 +25,9 @@ __all__ = ["main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="py-hamt", description="Zarr datasets in a content-addressed HAMT.")
     parser.add_argument("--version", action="version", version=f"py-hamt {__version__}")
+    parser.add_argument(
+        "--verbose", action="store_true", help="print py_hamt's counters and latencies at the end"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (demo, publish, info, car, copy, fsck):
         command.add_parser(sub)
@@ -43,8 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # xarray writes consolidated metadata (fewer reads when opening over
         # IPFS); zarr warns that it is not in the v3 spec on every write.
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        result = args.func(args)
-        code: int = asyncio.run(result) if inspect.iscoroutine(result) else result
+        if args.verbose:
+            verbose.start()
+        try:
+            result = args.func(args)
+            code: int = asyncio.run(result) if inspect.iscoroutine(result) else result
+        finally:
+            if args.verbose:
+                verbose.report()
         return code
 
     return handle_errors(lambda: prog, run)

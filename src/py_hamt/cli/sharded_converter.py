@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from py_hamt.cli import verbose
 from py_hamt.cli.errors import handle_errors
 from py_hamt.cli.options import Parser, positive_float, positive_int
 from py_hamt.cli.progress_bar import ProgressBar
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(a local directory works offline)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--verbose", action="store_true", help="print py_hamt's counters and latencies at the end"
+    )
     return p
 
 
@@ -101,7 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run() -> int:
         args = build_parser().parse_args(argv)
-        code: int = asyncio.run(_run(args))
+        if args.verbose:
+            verbose.start()
+        try:
+            code: int = asyncio.run(_run(args))
+        finally:
+            if args.verbose:
+                verbose.report()
         return code
 
     return handle_errors("sharded-converter", run, interrupted="interrupted; nothing was published")

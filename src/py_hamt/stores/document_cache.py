@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from py_hamt import observability
 from py_hamt.caching import LRUCache
 
 __all__ = ["DEFAULT_DOCUMENT_CACHE_BYTES", "DocumentCache"]
@@ -19,3 +20,11 @@ class DocumentCache(LRUCache[str, bytes]):
 
     def __init__(self, max_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES) -> None:
         super().__init__(max_bytes, len)
+
+    def get(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        """The document, counting ``py_hamt.document_cache.hits``/``.misses``."""
+        found = super().get(key)
+        if observability.ACTIVE and observability.is_enabled():
+            hit = "hits" if found is not None else "misses"
+            observability.add(f"py_hamt.document_cache.{hit}")
+        return default if found is None else found
