@@ -320,3 +320,17 @@ async def test_gateway_failovers_are_counted(counting: None) -> None:
     ) as cas:
         assert await cas.load(cid) == data
     assert observability.stats()["counters"]["py_hamt.gateway.failovers"] == 1
+
+
+async def test_commits_record_their_duration(counting: None) -> None:
+    from py_hamt import ShardedZarrStore
+    from tests.conftest import CIDCAS
+
+    hamt = await HAMT.build(cas=InMemoryCAS(), values_are_bytes=True)
+    await hamt.set("k", b"v")
+    await hamt.make_read_only()
+    store = await ShardedZarrStore.open(CIDCAS(), False, chunks_per_shard=4)
+    await store.flush()
+    histograms = observability.stats()["histograms"]
+    assert histograms["py_hamt.hamt.commit.duration"]["count"] == 1
+    assert histograms["py_hamt.sharded_store.commit.duration"]["count"] == 1

@@ -254,11 +254,14 @@ class HAMT:
         or one describing the current root, with nothing written.
         """
         if not self._read_only:
+            started = time.perf_counter()
             await self._flush()
             # No await between the flush's last check and this switch: no
             # write can slip in after the root was written.
             self._read_only = True
             self._tree_to_cache()
+            if observability.ACTIVE and observability.is_enabled():
+                observability.record("py_hamt.hamt.commit.duration", time.perf_counter() - started)
         if self.last_commit is None or self.last_commit.id != self._committed_root_id():
             root = await self._get_root()
             data = root.encode()

@@ -305,10 +305,15 @@ class Session:
         """Write changed shards, then the root; the root's CID. Nothing
         changed: the current root, with nothing written."""
         manifest = await self.load_manifest()
+        started = time.perf_counter()
         while True:
             while self.cache.dirty():
                 await self.write_dirty_shards()
             if not self.dirty_root and self.root_cid is not None:
+                if observability.ACTIVE and observability.is_enabled():
+                    observability.record(
+                        "py_hamt.sharded_store.commit.duration", time.perf_counter() - started
+                    )
                 return self.root_cid
             written = await self.cas.put(manifest.encode(), "dag-cbor")
             if not self.cache.dirty():  # else a write raced the root: go again
