@@ -334,3 +334,68 @@ async def test_commits_record_their_duration(counting: None) -> None:
     histograms = observability.stats()["histograms"]
     assert histograms["py_hamt.hamt.commit.duration"]["count"] == 1
     assert histograms["py_hamt.sharded_store.commit.duration"]["count"] == 1
+
+
+async def test_the_remaining_names_are_recorded(
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Load bytes and durations, node bytes and durations, the sharded get span
+    and shard load durations, RPC retries and gateway hedges."""
+    import httpx
+    import numpy as np
+    import xarray as xr
+    from multiformats import CID, multihash
+
+    from py_hamt import KuboCAS, ShardedZarrStore
+    from py_hamt.cas import gateways, http
+    from tests.conftest import CIDCAS
+
+    exporter, reader = otel
+    cas, root, key = await _depth2_key()
+    observability.enable()
+    await HAMT(cas, root_node_id=root, read_only=True, values_are_bytes=True).get(key)
+
+    scas = CIDCAS()
+    ds = xr.Dataset({"v": (("x",), np.arange(1, 9, dtype="int32"))})
+    writer = await ShardedZarrStore.open(scas, False, chunks_per_shard=4)
+    await asyncio.to_thread(
+        ds.to_zarr, writer, mode="w", zarr_format=3, encoding={"v": {"chunks": (2,)}}
+    )
+    store = await ShardedZarrStore.open(scas, True, await writer.flush(), shard_read_mode="full")
+    await asyncio.to_thread(lambda: xr.open_zarr(store, chunks=None).load())
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(http, "_sleep", no_sleep)
+    data = b"slow block"
+    cid = CID("base32", 1, "raw", multihash.get("blake3").digest(data, size=32))
+    calls = {"rpc": 0, "gateway": 0}
+
+    async def node(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/api/v0/"):
+            calls["rpc"] += 1
+            return httpx.Response(503 if calls["rpc"] == 1 else 200, json={})
+        calls["gateway"] += 1
+        if calls["gateway"] == 1:
+            await asyncio.sleep(0.5)  # the first copy stalls: the hedge answers
+        return httpx.Response(200, content=data)
+
+    async with KuboCAS(transport=httpx.MockTransport(node)) as kubo:
+        kubo._router.hedge = gateways.HedgeConfig(min_delay=0.01, max_delay=0.05)
+        assert await kubo.has(cid)
+        assert await kubo.load(cid) == data
+
+    names = set(_points(reader)) | set(observability.stats()["counters"])
+    names |= set(observability.stats()["histograms"])
+    for name in (
+        "py_hamt.cas.load.response_bytes",
+        "py_hamt.hamt.node_load.bytes",
+        "py_hamt.hamt.node_load.duration",
+        "py_hamt.zarr.get.duration",
+        "py_hamt.sharded_store.shard_load.duration",
+        "py_hamt.cas.load.retries",
+        "py_hamt.gateway.hedges",
+    ):
+        assert name in names, name
+    assert any(s.name == "py_hamt.sharded_store.get" for s in exporter.get_finished_spans())
