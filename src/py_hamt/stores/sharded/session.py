@@ -60,8 +60,7 @@ class Session:
     on_write: Callable[[str, WriteResult], None] | None = None
     documents: DocumentCache = field(default_factory=DocumentCache)
     prefetcher: Prefetcher | None = None
-    _sparse_loading: dict[CID, asyncio.Future[bytes]] = field(default_factory=dict)
-    _loading: dict[tuple[str, int], asyncio.Future[None]] = field(default_factory=dict)
+    _loading: dict[CID, asyncio.Future[bytes]] = field(default_factory=dict)
     _sparse_reads: dict[tuple[str, int], int] = field(default_factory=dict)
     _latched: bool = False
 
@@ -115,7 +114,7 @@ class Session:
     # ---------------------------------------------------------------- shards
     async def shard(self, path: str, index: ArrayIndex, shard_no: int) -> Shard:
         """Shard ``shard_no`` of an index, from the cache or loaded into it.
-        Concurrent callers on one event loop share a single load."""
+        Concurrent callers on one event loop share a single block load."""
         key = (path, shard_no)
         while True:
             cached = self.cache.get(key)
@@ -126,23 +125,7 @@ class Session:
             cid = index.shard_cids[shard_no] if shard_no < len(index.shard_cids) else None
             if cid is None:
                 return self.cache.put(key, Shard([None] * index.grid.chunks_per_shard))
-            pending = self._loading.get(key)
-            if pending is not None and pending.get_loop() is asyncio.get_running_loop():
-                await asyncio.shield(pending)
-                continue
-            done = asyncio.get_running_loop().create_future()
-            self._loading[key] = done
-            try:
-                entries = await self._fetch(cid, index.grid.chunks_per_shard)
-            except BaseException as exc:
-                done.set_exception(exc)
-                done.exception()  # retrieved: waiters see it, nothing is logged
-                raise
-            finally:
-                if self._loading.get(key) is done:
-                    del self._loading[key]
-                if not done.done():
-                    done.set_result(None)
+            entries = await self._fetch(cid, index.grid.chunks_per_shard)
             current = index.shard_cids[shard_no] if shard_no < len(index.shard_cids) else None
             if current == cid:
                 # Another task may have changed a cached copy meanwhile: it wins.
@@ -163,35 +146,32 @@ class Session:
 
     async def _fetch(self, cid: CID, per_shard: int) -> list[bytes | None]:
         start = time.perf_counter() if observability.ACTIVE else 0.0
-        data = await self.cas.load(self.cas.cid_to_id(cid))
+        data = await self._shard_bytes(cid)
         try:
             entries = decode_shard(data, per_shard)
-            if observability.ACTIVE:
-                _shard_loaded(entries, time.perf_counter() - start)
-            return entries
         except ValueError as exc:
-            raise MalformedNodeError(
-                f"block {cid} is not a shard of {per_shard} entries: {exc}", cid
-            ) from exc
+            raise _not_a_shard(cid, per_shard, exc) from exc
+        if observability.ACTIVE:
+            _shard_loaded(entries, time.perf_counter() - start)
+        return entries
 
     async def _fetch_entry(self, cid: CID, per_shard: int, slot: int) -> bytes | None:
         data = await self._shard_bytes(cid)
         try:
             return decode_shard_entry(data, per_shard, slot)
         except ValueError as exc:
-            raise MalformedNodeError(
-                f"block {cid} is not a shard of {per_shard} entries: {exc}", cid
-            ) from exc
+            raise _not_a_shard(cid, per_shard, exc) from exc
 
     async def _shard_bytes(self, cid: CID) -> bytes:
-        """A shard block, verified whole; concurrent sparse reads of one
-        shard on one loop share the fetch (nothing is kept after it)."""
+        """A shard block, verified whole; concurrent reads of one shard on one
+        loop share the fetch (nothing is kept after it: caching is the
+        shard cache's, in full mode)."""
         loop = asyncio.get_running_loop()
-        pending = self._sparse_loading.get(cid)
+        pending = self._loading.get(cid)
         if pending is not None and pending.get_loop() is loop:
             return await asyncio.shield(pending)
         done: asyncio.Future[bytes] = loop.create_future()
-        self._sparse_loading[cid] = done
+        self._loading[cid] = done
         try:
             data = await self.cas.load(self.cas.cid_to_id(cid))
         except BaseException as exc:
@@ -202,8 +182,8 @@ class Session:
             done.set_result(data)
             return data
         finally:
-            if self._sparse_loading.get(cid) is done:
-                del self._sparse_loading[cid]
+            if self._loading.get(cid) is done:
+                del self._loading[cid]
 
     def _wants_sparse(self, routed: Route) -> bool:
         key = (routed.path, routed.linear // routed.array.grid.chunks_per_shard)
@@ -321,3 +301,7 @@ class Session:
                 self.last_commit = written
                 self.dirty_root = False
                 self.documents.clear()
+
+
+def _not_a_shard(cid: CID, per_shard: int, exc: ValueError) -> MalformedNodeError:
+    return MalformedNodeError(f"block {cid} is not a shard of {per_shard} entries: {exc}", cid)
