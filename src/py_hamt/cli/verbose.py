@@ -25,7 +25,7 @@ def report(stream: TextIO | None = None) -> None:
     snapshot = observability.stats()
     print("stats:", file=out)
     for name, total in snapshot["counters"].items():
-        print(f"  {name} = {total:g}", file=out)
+        print(f"  {name} = {total:.15g}", file=out)
     for name, h in snapshot["histograms"].items():
         print(
             f"  {name}: n={h['count']} p50={h['p50']:.4g} p95={h['p95']:.4g} p99={h['p99']:.4g}",
