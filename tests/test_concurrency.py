@@ -108,7 +108,7 @@ def test_threads_share_a_read_only_hamt() -> None:
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors
-    assert shared._cache.nbytes <= 200_000
+    assert shared._loader.cache.nbytes <= 200_000
 
 
 READER = textwrap.dedent(

@@ -32,11 +32,11 @@ from py_hamt import (
     ZarrHAMTStore,
     blake3_hashfn,
 )
-from py_hamt.codec.node import NODE_WIDTH, Link, encode_node
+from py_hamt.codec.node import NODE_WIDTH, Link, decode_node, encode_node
 from py_hamt.errors import InvalidTypeError, MissingBlockError
 from py_hamt.jobs.dag import links
 from py_hamt.stores.byte_ranges import to_hamt_range
-from py_hamt.trie.node import Node
+from py_hamt.trie.node import Draft
 from py_hamt.trie.node_cache import NodeCache
 from tests.conftest import build_from
 
@@ -201,8 +201,8 @@ async def test_every_read_path_tells_a_missing_block_from_a_missing_key() -> Non
 async def test_a_missing_node_fails_lookups_listings_and_counts() -> None:
     cas = InMemoryCAS()
     hamt = await build_from([(f"k{i}", b"v") for i in range(3000)], cas)
-    root = Node.decode(await cas.load(hamt.root_node_id), hamt.root_node_id)
-    slot, child = next((i, e) for i, e in enumerate(root.slots) if isinstance(e, Link))
+    root = decode_node(await cas.load(hamt.root_node_id), hamt.root_node_id)
+    slot, child = next((i, e) for i, e in enumerate(root) if isinstance(e, Link))
     child_id: Any = child.id
     del cas.store[child_id]
     victim = next(f"k{i}" for i in range(3000) if h(f"k{i}")[0] == slot)
@@ -638,8 +638,8 @@ def test_codec_and_node_errors_are_py_hamt_errors() -> None:
         InvalidTypeError, match=r"cannot store id <object .+> of type object in a HAMT node"
     ):
         encode_node(entries)
-    parent = Node.empty()
-    parent.slots[0] = Node.empty()
+    parent = Draft.empty()
+    parent.slots[0] = Draft.empty()
     with pytest.raises(NotCommittedError, match="child is not saved"):
         parent.encode()
     for cls in (InvalidTypeError, MissingBlockError, MalformedNodeError, DecryptionError):

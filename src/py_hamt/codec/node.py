@@ -27,7 +27,7 @@ from py_hamt.errors import (
     one_line,
 )
 
-__all__ = ["NODE_WIDTH", "Bucket", "Entry", "Link", "decode_node", "encode_node"]
+__all__ = ["NODE_WIDTH", "Bucket", "Entry", "Link", "decode_node", "encode_id", "encode_node"]
 
 NODE_WIDTH: Final = 256
 
@@ -74,7 +74,8 @@ def _head(major: int, n: int) -> bytes:
     return bytes((m | 27,)) + n.to_bytes(8, "big")
 
 
-def _encode_id(block_id: Id) -> bytes:
+def encode_id(block_id: Id) -> bytes:
+    """An id's DAG-CBOR encoding, as it appears in a node."""
     if type(block_id) is bytes:
         return _head(2, len(block_id)) + block_id
     if isinstance(block_id, CID):
@@ -97,7 +98,7 @@ def _encode_bucket(bucket: Bucket) -> bytes:
     for kb, v in items:
         parts.append(_head(3, len(kb)))
         parts.append(kb)
-        parts.append(_encode_id(v))
+        parts.append(encode_id(v))
     return b"".join(parts)
 
 
@@ -113,7 +114,7 @@ def encode_node(entries: Sequence[Entry]) -> bytes:
             parts.append(_encode_bucket(e) if e else b"\xa0")
         else:
             parts.append(b"\x81")
-            parts.append(_encode_id(e.id))  # type: ignore[union-attr]
+            parts.append(encode_id(e.id))  # type: ignore[union-attr]
     return b"".join(parts)
 
 

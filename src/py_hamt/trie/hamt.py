@@ -1,4 +1,4 @@
-"""An async HAMT over a content-addressed store.
+"""An async HAMT over a content-addressed store: the public class.
 
 Layout and canonical form are those of ``spec/hamt-format.md``: 256-way
 nodes, slot ``h[depth]`` of the key's hash, buckets of at most
@@ -6,17 +6,29 @@ nodes, slot ``h[depth]`` of the key's hash, buckets of at most
 links and at most ``max_bucket_size`` keys collapses back into a bucket. The
 root therefore depends only on the key set, never on the order of operations.
 
+The work is split by concern:
+
+* :mod:`py_hamt.trie.node`: nodes in memory, clean (:class:`Node`, packed
+  bytes) or being changed (:class:`Draft`);
+* :mod:`py_hamt.trie.passes`: the synchronous find, set and delete passes;
+* :mod:`py_hamt.trie.loading`: the node cache, shared in-flight loads and
+  the retry loop around a pass;
+* :mod:`py_hamt.trie.commit`: the write buffer and the commit;
+* :mod:`py_hamt.trie.walk`: walks over every node (``keys``, ``len``, ``stats``).
+
 Concurrency model. Tree changes are made in one synchronous pass with no
 ``await`` inside, so concurrent coroutines on one event loop never see a
 half-made change and no lock is needed. When a pass meets a child that is
 not in memory it stops, the child is loaded, and the pass starts over. The
 HAMT holds no loop-bound state between calls, so it can be driven from
 several event loops in turn (zarr's own loop thread, then ``asyncio.run``),
-but not from several threads at once.
+but not from several threads at once (read-only HAMTs may be: the cache is
+locked and clean nodes are immutable).
 
-Hostile or damaged input. Every node is checked as it is decoded: 256
-entries, buckets of 1 to ``max_bucket_size`` keys, no child linked twice. A
-lookup follows one path of at most ``len(hash)`` levels. Walks (``keys``,
+Hostile or damaged input. Every node's shape is checked as it is loaded
+(256 entries, buckets of 1 to ``max_bucket_size`` keys, no child linked
+twice); a bucket's keys and a link's id are checked when they are decoded.
+A lookup follows one path of at most ``len(hash)`` levels. Walks (``keys``,
 ``len``, ``stats``) visit each block at most once, stop at ``len(hash)``
 levels, and check that every bucket key hashes to the place it is in, so
 ``keys()`` never lists a key that ``get()`` cannot find; any of these
@@ -27,7 +39,6 @@ node) that needed it, never a missing key.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,11 +50,10 @@ from py_hamt.cas.base import Codec, ContentAddressedStore, IPLDKind, check_range
 from py_hamt.cas.write_result import ContentDigest, WriteResult
 from py_hamt.codec import dagcbor
 from py_hamt.codec.cids import freeze_id, thaw_id
-from py_hamt.codec.node import Link
+from py_hamt.codec.node import encode_id
+from py_hamt.codec.packed_node import NodeContents, decode_id
 from py_hamt.errors import (
     BlockNotFoundError,
-    HashExhaustedError,
-    IntegrityError,
     InvalidArgumentError,
     InvalidTypeError,
     KeyNotFoundError,
@@ -53,9 +63,12 @@ from py_hamt.errors import (
     format_id,
     one_line,
 )
+from py_hamt.trie.commit import WriteBuffer, write_draft
 from py_hamt.trie.hashing import HashFn, blake3_hashfn
-from py_hamt.trie.node import Node
-from py_hamt.trie.node_cache import NodeCache
+from py_hamt.trie.loading import Loader, missing
+from py_hamt.trie.node import Draft, Node
+from py_hamt.trie.passes import Fetch, delete_pass, find_pass, set_pass
+from py_hamt.trie.walk import walk
 
 __all__ = [
     "DEFAULT_MAX_BUCKET_SIZE",
@@ -66,34 +79,11 @@ __all__ = [
 
 DEFAULT_MAX_BUCKET_SIZE = 4
 DEFAULT_MAX_CACHE_BYTES = 128 * 2**20
-"""Read cache bound: decoded nodes kept in read-only mode."""
+"""Read cache bound: clean nodes kept in memory (exact CPython sizes)."""
 DEFAULT_MAX_BUFFER_BYTES = 256 * 2**20
-"""Write buffer bound: nodes held in memory in write mode before a flush."""
-_BUFFERED_NODE_BYTES = 3 * 1024  # estimate per in-memory node in write mode
+"""Write buffer bound: memory held by changed nodes before a flush."""
 
-_NODE_CODEC: Codec = "dag-cbor"
 _VALUE_CODEC: Codec = "raw"
-
-
-class _NeedsLoad(Exception):
-    """Internal: a synchronous pass met a child that is not in memory."""
-
-    def __init__(self, parent: Node, index: int, link: Link) -> None:
-        self.parent, self.index, self.link = parent, index, link
-
-
-def _node_loaded(size: int, seconds: float) -> None:
-    """Record one node read from the store (a cache miss)."""
-    attrs = {"py_hamt.cache_hit": False}
-    observability.add("py_hamt.hamt.node_load.requests", 1, attrs)
-    observability.add("py_hamt.hamt.node_load.bytes", size, attrs)
-    observability.record("py_hamt.hamt.node_load.duration", seconds, attrs)
-
-
-def _node_cache_hit() -> None:
-    """Record one node found in the read cache."""
-    observability.add("py_hamt.hamt.node_load.requests", 1, {"py_hamt.cache_hit": True})
-    observability.add("py_hamt.hamt.node_cache.hits")
 
 
 class HAMT:
@@ -113,12 +103,13 @@ class HAMT:
             must be at least 1.
         values_are_bytes: store values as given (bytes-like only) instead of
             DAG-CBOR-encoding them.
-        max_cache_bytes: bound on decoded nodes cached in read-only mode
-            (least recently used evicted first). Default 128 MiB.
-        max_buffer_bytes: bound on nodes held in memory in write mode,
-            estimated at 3 KiB a node. Past it, the HAMT writes its buffered
-            nodes and drops what it holds on its own, so a long ETL job never
-            grows without bound. Default 256 MiB.
+        max_cache_bytes: bound on clean nodes kept in memory, in either mode
+            (least recently used evicted first), counted in exact CPython
+            sizes: a node costs about its encoded size. Default 128 MiB.
+        max_buffer_bytes: bound on the memory held by changed nodes in write
+            mode. Past it, the HAMT writes them (they become clean, cached
+            nodes), so a long ETL job never grows without bound. Default
+            256 MiB.
 
     Raises:
         InvalidArgumentError: ``max_bucket_size < 1``, or a read-only HAMT
@@ -171,20 +162,18 @@ class HAMT:
         self.max_bucket_size = max_bucket_size
         self.values_are_bytes = bool(values_are_bytes)
         self._read_only = bool(read_only)
-        # The root in memory, or None when only its id is known (not loaded).
-        self._root: Node | None = Node.empty() if root_node_id is None else None
-        self._root_id: IPLDKind | None = root_node_id
         self.max_buffer_bytes = max_buffer_bytes
-        # Read-only mode: nodes reached through Links, by id (bounded LRU).
-        self._cache = NodeCache(max_cache_bytes)
-        # Write mode: nodes below the root held in memory, and whether an
-        # automatic flush is under way.
-        self._in_memory = 0
+        self._loader = Loader(cas, max_bucket_size, max_cache_bytes)
+        self._buffer = WriteBuffer()
+        # The root in memory (a clean Node or a Draft), or None when only its
+        # id is known (not loaded yet, or dropped by cache_vacate).
+        self._root: Node | Draft | None = None
+        self._root_id: IPLDKind | None = root_node_id
+        if root_node_id is None:
+            self._root = self._buffer.new_draft()
         self._flushing = False
         #: The root block's WriteResult from the last commit, if any here.
         self.last_commit: WriteResult | None = None
-        # In-flight node loads, so concurrent readers share one request.
-        self._inflight: dict[Any, tuple[asyncio.AbstractEventLoop, asyncio.Future[Node]]] = {}
         # Levels the hash allows (its length), found on first use.
         self._levels = 0
 
@@ -237,16 +226,18 @@ class HAMT:
             NotCommittedError: in write mode with changes not yet written;
                 call ``make_read_only()`` (or ``cache_vacate()``) first.
         """
-        if self._root is not None and self._root.saved_id is not None:
-            return self._root.saved_id
-        if self._root is None and self._root_id is not None:
-            return self._root_id
-        raise NotCommittedError(
-            "root_node_id is not valid while changes are buffered; call make_read_only() first"
-        )
+        root_id = self._committed_root_id()
+        if root_id is None:
+            raise NotCommittedError(
+                "root_node_id is not valid while changes are buffered; call make_read_only() first"
+            )
+        return root_id
+
+    def _committed_root_id(self) -> IPLDKind | None:
+        return None if type(self._root) is Draft else self._root_id
 
     async def make_read_only(self) -> WriteResult:
-        """Write all buffered nodes, children before parents, and switch to
+        """Write all changed nodes, children before parents, and switch to
         read-only mode. Afterwards ``root_node_id`` is the published root.
 
         Returns the root block's :class:`WriteResult` (also kept as
@@ -259,262 +250,124 @@ class HAMT:
             # No await between the flush's last check and this switch: no
             # write can slip in after the root was written.
             self._read_only = True
-            self._tree_to_cache()
             if observability.ACTIVE and observability.is_enabled():
                 observability.record("py_hamt.hamt.commit.duration", time.perf_counter() - started)
         if self.last_commit is None or self.last_commit.id != self._committed_root_id():
             root = await self._get_root()
-            data = root.encode()
+            data = root.encode() if isinstance(root, Node) else root.encode()[0]
             self.last_commit = WriteResult(
-                id=root.saved_id, size=len(data), digest=ContentDigest.of(data)
+                id=self._root_id, size=len(data), digest=ContentDigest.of(data)
             )
         return self.last_commit
 
-    def _tree_to_cache(self) -> None:
-        """Hand the written tree to the bounded read cache: in-memory children
-        become links, and the nodes go to the cache (which may evict them)."""
-        root = self._root
-        if root is None:
-            return
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            for i, e in enumerate(node.slots):
-                if type(e) is Node and e.saved_id is not None:
-                    node.slots[i] = Link(e.saved_id)
-                    stack.append(e)
-                    self._cache.put(e.saved_id, e)
-        self._in_memory = 0
-
     async def enable_write(self) -> None:
-        """Switch to write mode. Cached nodes become the write buffer's base."""
+        """Switch to write mode. Cached nodes stay cached: they are immutable,
+        and a write changes a copy."""
         if not self._read_only:
             return
         await self._get_root()
-        # Cached read-only nodes may be shared by id; never mutate them.
-        self._cache.clear()
-        self._in_memory = 0
         self._read_only = False
 
     async def cache_size(self) -> int:
-        """Estimated bytes of memory held: cached and buffered nodes (CPython
-        object sizes, see :meth:`Node.memory`)."""
-        total = self._cache.nbytes
-        stack = [self._root] if self._root is not None else []
-        while stack:
-            node = stack.pop()
-            total += node.memory()
-            stack.extend(e for e in node.slots if type(e) is Node)
+        """Bytes of memory held: cached clean nodes, the root, and changed
+        nodes (CPython sizes, see :meth:`Node.memory`)."""
+        root = self._root
+        total = self._loader.cache.nbytes + self._buffer.nbytes
+        if type(root) is Node:
+            total += root.memory()
         return total
 
     async def cache_vacate(self) -> None:
-        """Free memory. In write mode, buffered nodes are written first and
-        then dropped (only their ids are kept); in read-only mode cached
-        nodes are dropped and reloaded on demand."""
+        """Free memory. In write mode, changed nodes are written first; then
+        cached nodes are dropped (and reloaded on demand). In read-only mode
+        the root is dropped too, keeping only its id."""
         if self._read_only:
-            if self._root is not None and self._root.saved_id is not None:
-                self._root_id = self._root.saved_id
+            if type(self._root) is Node:
                 self._root = None
-            self._cache.clear()
-            return
-        await self._flush()
-        root = self._root
-        if root is None:
-            return
-        # Clean children have clean subtrees; replace them by their ids.
-        # Nodes changed meanwhile (concurrent writes) stay, and are counted.
-        kept = 0
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            for i, e in enumerate(node.slots):
-                if type(e) is Node:
-                    if e.saved_id is not None:
-                        node.slots[i] = Link(e.saved_id)
-                    else:
-                        kept += 1
-                        stack.append(e)
-        self._in_memory = kept
+        else:
+            await self._flush()
+        self._loader.clear()
 
     async def _keep_buffer_bounded(self) -> None:
-        """Write and drop the buffer once it passes ``max_buffer_bytes``."""
-        if self._flushing or self._in_memory * _BUFFERED_NODE_BYTES <= self.max_buffer_bytes:
+        """Write the changed nodes once they hold more than ``max_buffer_bytes``."""
+        if self._flushing or self._buffer.nbytes <= self.max_buffer_bytes:
             return
         self._flushing = True
         try:
-            await self.cache_vacate()
+            await self._flush()
         finally:
             self._flushing = False
 
     # ---------------------------------------------------------------- hashing
-    def _hash(self, key: str) -> bytes:
+    def _hash(self, key: str) -> tuple[bytes, bytes]:
+        """``key``'s hash and its UTF-8 bytes."""
         if type(key) is not str:
             raise InvalidTypeError(f"HAMT keys are str, got {type(key).__name__}: {key!r}")
-        h = self.hash_fn(key.encode("utf-8"))
+        kb = key.encode("utf-8")
+        return self._hash_key(kb), kb
+
+    def _hash_key(self, kb: bytes) -> bytes:
+        h = self.hash_fn(kb)
         if type(h) is not bytes:
             if isinstance(h, (bytearray, memoryview)):
                 return bytes(h)
             raise InvalidTypeError(
-                f"hash_fn must return bytes, got {type(h).__name__} for key {key!r}"
+                f"hash_fn must return bytes, got {type(h).__name__} for key "
+                f"{kb.decode('utf-8', 'replace')!r}"
             )
         return h
 
     def _max_levels(self) -> int:
         """How many levels the hash allows: its length in bytes."""
         if not self._levels:
-            self._levels = len(self._hash(""))
+            self._levels = len(self._hash_key(b""))
         return self._levels
 
-    def _exhausted(self, key: str, h: bytes) -> HashExhaustedError:
-        return HashExhaustedError(
-            f"key {key!r} needs more than {len(h)} levels, but hash_fn gives only "
-            f"{len(h)} bytes: too many keys share a hash prefix for max_bucket_size="
-            f"{self.max_bucket_size}"
-        )
-
-    # ------------------------------------------------------------ node loading
-    async def _get_root(self) -> Node:
+    # ------------------------------------------------------------------ roots
+    async def _get_root(self) -> Node | Draft:
         root = self._root
         if root is None:
-            root = await self._load_node(self._root_id)
+            if self._root_id is None:
+                raise NotCommittedError("the HAMT has no root")
+            root = await self._loader.root(self._root_id)
             if self._root is None:
                 self._root = root
             root = self._root
         return root
 
-    async def _load_node(self, block_id: IPLDKind) -> Node:
-        loop = asyncio.get_running_loop()
-        pending = self._inflight.get(block_id)
-        if pending is not None and pending[0] is loop:
-            try:
-                return await asyncio.shield(pending[1])
-            except asyncio.CancelledError:
-                if not pending[1].cancelled():
-                    raise
-                # The loader was cancelled, not us: load it ourselves.
-        fut: asyncio.Future[Node] = loop.create_future()
-        self._inflight[block_id] = (loop, fut)
-        try:
-            start = time.perf_counter() if observability.ACTIVE else 0.0
-            try:
-                data = await self.cas.load(block_id)
-            except BlockNotFoundError:
-                raise
-            except KeyError as exc:  # a store that raises a plain KeyError
-                raise BlockNotFoundError(block_id, "a HAMT node") from exc
-            node = Node.decode(data, block_id, self.max_bucket_size)
-            if observability.ACTIVE:
-                _node_loaded(len(data), time.perf_counter() - start)
-        except asyncio.CancelledError:
-            fut.cancel()
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            if self._inflight.get(block_id, (None, None))[1] is fut:
-                del self._inflight[block_id]
-        fut.set_result(node)
-        return node
-
-    async def _resolve(self, parent: Node, index: int, link: Link) -> Node:
-        """Load the child behind ``link``.
-
-        Read-only: through the node cache. Write mode: the child is put into
-        the parent's slot, so later passes find it in memory.
-
-        Raises:
-            BlockNotFoundError: the child's block is not in the store.
-            MalformedNodeError: the child is not a node, or its id is not one
-                the store can load.
-        """
-        if self._read_only:
-            node = self._cache.get(link.id)
-            if node is None:
-                if observability.ACTIVE:
-                    observability.add("py_hamt.hamt.node_cache.misses")
-                node = await self._load_child(parent, index, link)
-                self._cache.put(link.id, node)
-            elif observability.ACTIVE:
-                _node_cache_hit()
-            return node
-        node = await self._load_child(parent, index, link)
-        if parent.slots[index] is link:
-            parent.slots[index] = node
-            self._in_memory += 1
-        return node
-
-    async def _load_child(self, parent: Node, index: int, link: Link) -> Node:
-        try:
-            return await self._load_node(link.id)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, IntegrityError):
-                raise
-            # The store refused the id itself (an int where it wants a CID):
-            # the link cannot point at a node.
-            raise MalformedNodeError(
-                f"node {_name(parent)} links {format_id(link.id)} in slot {index}, "
-                f"which the store cannot load as a node: {one_line(exc)}",
-                parent.saved_id,
-            ) from exc
-
-    @staticmethod
-    def _missing(exc: BlockNotFoundError, needed_by: str) -> BlockNotFoundError:
-        """``exc`` again, saying what needed the missing block."""
-        detail = f"{needed_by} ({exc.detail})" if exc.detail else needed_by
-        return BlockNotFoundError(exc.block_id, detail)
+    def _draft_root(self) -> Draft:
+        """The root as a draft, thawing it if it is clean (synchronous: call
+        it inside a pass, so a concurrent commit cannot swap it meanwhile)."""
+        root = self._root
+        if type(root) is Draft:
+            return root
+        if root is None:
+            raise NotCommittedError("the root is not loaded")
+        draft = self._buffer.thaw(root)  # type: ignore[arg-type]
+        self._root = draft
+        return draft
 
     # --------------------------------------------------------------- lookups
     async def _find(self, key: str) -> IPLDKind:
         """The value id stored under ``key``; ``KeyNotFoundError`` if absent,
         ``BlockNotFoundError`` naming ``key`` if a node on its path is gone."""
-        h = self._hash(key)
-        node = self._root
-        if node is None:
-            node = await self._load_for(key)
-        depth = 0
-        cache = self._cache if self._read_only else None
-        while True:
-            if depth >= len(h):
-                raise MalformedNodeError(
-                    f"the HAMT under {format_id(self._root_id)} is deeper than the "
-                    f"{len(h)}-byte hash allows (looking up {key!r})"
-                )
-            index = h[depth]
-            e = node.slots[index]
-            if e is None:
-                raise KeyNotFoundError(key)
-            t = type(e)
-            if t is dict:
-                if observability.ACTIVE:
-                    observability.record("py_hamt.hamt.lookup.depth", depth + 1)
-                try:
-                    return e[key]  # type: ignore[index]
-                except KeyError:
-                    raise KeyNotFoundError(key) from None
-            if t is Node:
-                node = e  # type: ignore[assignment]
-            else:
-                child = cache.get(e.id) if cache is not None else None  # type: ignore[union-attr]
-                if child is None:
-                    child = await self._load_for(key, node, index, e)  # type: ignore[arg-type]
-                elif observability.ACTIVE:
-                    _node_cache_hit()
-                node = child
-            depth += 1
-
-    async def _load_for(
-        self, key: str, parent: Node | None = None, index: int = 0, link: Link | None = None
-    ) -> Node:
-        """The root (no ``link``) or the child behind ``link``, for an
-        operation on ``key``; a missing block names that key."""
+        h, kb = self._hash(key)
+        root = self._root
+        if root is None:
+            try:
+                root = await self._get_root()
+            except BlockNotFoundError as exc:
+                raise missing(exc, f"a node on the path of key {key!r}") from exc
+        start = root
+        raw = await self._loader.run(
+            lambda fetch: find_pass(self._root or start, h, kb, key, fetch), key
+        )
         try:
-            if link is None or parent is None:
-                return await self._get_root()
-            return await self._resolve(parent, index, link)
-        except BlockNotFoundError as exc:
-            raise self._missing(exc, f"a node on the path of key {key!r}") from exc
+            return decode_id(raw)
+        except (ValueError, IndexError) as exc:
+            raise MalformedNodeError(
+                f"the value id of key {key!r} is not an id: {raw.hex()}"
+            ) from exc
 
     async def get_pointer(self, key: str) -> IPLDKind:
         """The id of the block holding ``key``'s value.
@@ -579,7 +432,7 @@ class HAMT:
             data = await self.cas.load(vid)
         except KeyError as exc:  # BlockNotFoundError, or a store's plain KeyError
             cause = exc if isinstance(exc, BlockNotFoundError) else BlockNotFoundError(vid)
-            raise self._missing(cause, f"the value of key {key!r}") from exc
+            raise missing(cause, f"the value of key {key!r}") from exc
         if self.values_are_bytes:
             return data
         try:
@@ -602,102 +455,16 @@ class HAMT:
             return False
         return True
 
-    async def _walk(self) -> AsyncIterator[tuple[Node, int]]:
-        """Every node with its depth (the root is 0), depth first in slot
-        order, loading as needed.
-
-        Bounded on any input: each block is visited at most once (in a HAMT
-        every node has one parent, so a second link to a block is malformed),
-        no deeper than the hash allows, and each node's bucket keys are
-        checked against their hashes before the node is yielded.
-        """
-        root = await self._get_root()
-        levels = self._max_levels()
-        cache = self._cache if self._read_only else None
-        seen: set[Any] = set()
-        if root.saved_id is not None:
-            seen.add(root.saved_id)
-        stack: list[tuple[Node, bytes]] = [(root, b"")]
-        while stack:
-            node, path = stack.pop()
-            if node.checked != path:
-                self._check_placement(node, path)
-            depth = len(path)
-            yield node, depth
-            children: list[tuple[Node, bytes]] = []
-            for i, e in enumerate(node.slots):
-                t = type(e)
-                if t is Link:
-                    child_id = e.id  # type: ignore[union-attr]
-                elif t is Node:
-                    child_id = e.saved_id  # type: ignore[union-attr]
-                else:
-                    continue
-                if depth + 1 >= levels:
-                    raise MalformedNodeError(
-                        f"node {_name(node)} links a child in slot {i} at depth {depth + 1}, "
-                        f"deeper than the {levels}-byte hash allows",
-                        node.saved_id,
-                    )
-                if child_id is not None:
-                    if child_id in seen:
-                        raise MalformedNodeError(
-                            f"node {format_id(child_id)} is linked again from slot {i} of node "
-                            f"{_name(node)}: a HAMT node has one parent",
-                            child_id,
-                        )
-                    seen.add(child_id)
-                if t is Node:
-                    child = e
-                else:
-                    child = cache.get(child_id) if cache is not None else None
-                    if child is None:
-                        try:
-                            child = await self._resolve(node, i, e)  # type: ignore[arg-type]
-                        except BlockNotFoundError as exc:
-                            raise self._missing(
-                                exc, f"the child in slot {i} of node {_name(node)}"
-                            ) from exc
-                children.append((child, path + bytes((i,))))  # type: ignore[arg-type]
-            stack.extend(reversed(children))
-
-    def _check_placement(self, node: Node, path: bytes) -> None:
-        """Check that every bucket key in ``node``, reached by ``path``, hashes
-        to that path and its slot; remember the path once it holds.
-
-        One hash per key, once per node: walks pay it, lookups never do.
-        """
-        depth = len(path)
-        hash_fn = self.hash_fn
-        for i, e in enumerate(node.slots):
-            if type(e) is not dict:
-                continue
-            place = path + bytes((i,))
-            for key in e:
-                h = hash_fn(key.encode("utf-8"))
-                if type(h) is not bytes:
-                    h = self._hash(key)
-                if not h.startswith(place):
-                    raise MalformedNodeError(
-                        f"node {_name(node)} holds key {key!r} in slot {i} at depth {depth}, "
-                        f"where its hash does not place it (path {list(place)}, hash "
-                        f"{list(h[: depth + 1])})",
-                        node.saved_id,
-                    )
-        node.checked = path
-
     async def stats(self) -> dict[str, int]:
         """Shape of the trie: ``keys``, ``nodes``, ``depth`` (levels, the root
-        is 1) and ``node_bytes`` (encoded sizes; estimated for unwritten nodes).
+        is 1) and ``node_bytes`` (encoded sizes, of changed nodes too).
         Walks every node (see :meth:`keys` for what is checked)."""
         keys = nodes = depth = node_bytes = 0
-        async for node, level in self._walk():
+        async for node, level, contents in self._walk():
             nodes += 1
             depth = max(depth, level + 1)
-            node_bytes += node.estimated_bytes()
-            for e in node.slots:
-                if type(e) is dict:
-                    keys += len(e)
+            node_bytes += node.nbytes() if isinstance(node, Node) else _draft_size(node)
+            keys += len(contents.keys)
         return {"keys": keys, "nodes": nodes, "depth": depth, "node_bytes": node_bytes}
 
     async def keys(self) -> AsyncIterator[str]:
@@ -709,20 +476,21 @@ class HAMT:
                 trie is deeper than the hash allows.
             BlockNotFoundError: a node is not in the store.
         """
-        async for node, _ in self._walk():
-            for e in node.slots:
-                if type(e) is dict:
-                    for k in list(e):
-                        yield k
+        async for _, _, contents in self._walk():
+            for k in contents.keys:
+                yield k
 
     async def len(self) -> int:
         """The number of keys (walks every node, checking it as :meth:`keys` does)."""
         n = 0
-        async for node, _ in self._walk():
-            for e in node.slots:
-                if type(e) is dict:
-                    n += len(e)
+        async for _, _, contents in self._walk():
+            n += len(contents.keys)
         return n
+
+    async def _walk(self) -> AsyncIterator[tuple[Node | Draft, int, NodeContents]]:
+        root = await self._get_root()
+        async for item in walk(root, self._loader, self._max_levels(), self._hash_key):
+            yield item
 
     # ---------------------------------------------------------------- writes
     def _check_writable(self) -> None:
@@ -761,11 +529,9 @@ class HAMT:
             BlockNotFoundError: a node on ``key``'s path is not in the store.
         """
         self._check_writable()
-        h = self._hash(key)
+        h, kb = self._hash(key)
         written = await self._save_value(key, value)
-        # The value's save was awaited: re-check the mode before changing.
-        self._check_writable()
-        await self._link_value(h, key, written.id)
+        await self._link_value(h, kb, key, encode_id(written.id))
         return written
 
     async def set_pointer(self, key: str, value_id: IPLDKind) -> None:
@@ -790,76 +556,21 @@ class HAMT:
         self._check_writable()
         if value_id is None:
             raise InvalidTypeError(f"value id for key {key!r} is None; ids are never None")
-        await self._link_value(self._hash(key), key, value_id)
+        h, kb = self._hash(key)
+        await self._link_value(h, kb, key, encode_id(value_id))
 
-    async def _link_value(self, h: bytes, key: str, vid: IPLDKind) -> None:
-        """Put ``key -> vid`` into the tree (the mode was just checked)."""
-        root = await self._get_root()
-        while True:
-            try:
-                self._set_pass(root, h, key, vid)
-                break
-            except _NeedsLoad as need:
-                await self._load_for(key, need.parent, need.index, need.link)
-                self._check_writable()
-        if self._in_memory * _BUFFERED_NODE_BYTES > self.max_buffer_bytes:
+    async def _link_value(self, h: bytes, kb: bytes, key: str, raw: bytes) -> None:
+        """Put ``key -> raw id`` into the tree."""
+        await self._get_root()
+        buf, max_bucket, hash_key = self._buffer, self.max_bucket_size, self._hash_key
+
+        def run(fetch: Fetch) -> None:
+            self._check_writable()
+            set_pass(buf, self._draft_root(), h, kb, raw, max_bucket, hash_key, fetch)
+
+        await self._loader.run(run, key)
+        if buf.nbytes > self.max_buffer_bytes:
             await self._keep_buffer_bounded()
-
-    def _set_pass(self, root: Node, h: bytes, key: str, vid: IPLDKind) -> None:
-        node = root
-        path = [root]
-        depth = 0
-        max_bucket = self.max_bucket_size
-        while True:
-            if depth >= len(h):
-                raise self._exhausted(key, h)
-            index = h[depth]
-            e = node.slots[index]
-            if e is None:
-                node.slots[index] = {key: vid}
-                break
-            t = type(e)
-            if t is dict:
-                if key in e or len(e) < max_bucket:  # type: ignore[operator,arg-type]
-                    e[key] = vid  # type: ignore[index]
-                else:
-                    child = Node.empty()
-                    self._in_memory += 1
-                    for k, v in e.items():  # type: ignore[union-attr]
-                        self._insert_fresh(child, self._hash(k), k, v, depth + 1)
-                    self._insert_fresh(child, h, key, vid, depth + 1)
-                    node.slots[index] = child
-                break
-            if t is Link:
-                raise _NeedsLoad(node, index, e)  # type: ignore[arg-type]
-            node = e  # type: ignore[assignment]
-            path.append(node)
-            depth += 1
-        for n in path:
-            n.mark_dirty()
-
-    def _insert_fresh(self, node: Node, h: bytes, key: str, vid: IPLDKind, depth: int) -> None:
-        """Insert into a node built during a split (all in memory, no Links)."""
-        while True:
-            if depth >= len(h):
-                raise self._exhausted(key, h)
-            index = h[depth]
-            e = node.slots[index]
-            if e is None:
-                node.slots[index] = {key: vid}
-                return
-            if type(e) is dict:
-                if len(e) < self.max_bucket_size:
-                    e[key] = vid
-                    return
-                child = Node.empty()
-                self._in_memory += 1
-                for k, v in e.items():
-                    self._insert_fresh(child, self._hash(k), k, v, depth + 1)
-                node.slots[index] = child
-                e = child
-            node = e  # type: ignore[assignment]
-            depth += 1
 
     async def delete(self, key: str) -> None:
         """Remove ``key``, restoring canonical form on the way up.
@@ -869,93 +580,35 @@ class HAMT:
             ReadOnlyError: in read-only mode.
         """
         self._check_writable()
-        h = self._hash(key)
-        root = await self._get_root()
-        while True:
-            try:
-                self._delete_pass(root, h, key)
-                break
-            except _NeedsLoad as need:
-                await self._load_for(key, need.parent, need.index, need.link)
-                self._check_writable()
-        await self._keep_buffer_bounded()
+        h, kb = self._hash(key)
+        await self._find(key)  # absent: KeyNotFoundError, with nothing thawed
+        buf, max_bucket = self._buffer, self.max_bucket_size
 
-    def _delete_pass(self, root: Node, h: bytes, key: str) -> None:
-        node = root
-        path: list[tuple[Node, int]] = []  # (node, slot taken in it)
-        depth = 0
-        while True:
-            if depth >= len(h):
-                raise KeyNotFoundError(key)
-            index = h[depth]
-            e = node.slots[index]
-            path.append((node, index))
-            if e is None:
-                raise KeyNotFoundError(key)
-            t = type(e)
-            if t is dict:
-                if key not in e:  # type: ignore[operator]
-                    raise KeyNotFoundError(key)
-                del e[key]  # type: ignore[union-attr]
-                if not e:
-                    node.slots[index] = None
-                break
-            if t is Link:
-                raise _NeedsLoad(node, index, e)  # type: ignore[arg-type]
-            node = e  # type: ignore[assignment]
-            depth += 1
-        for n, _ in path:
-            n.mark_dirty()
-        # Collapse: a non-root node with no links and few enough keys becomes
-        # a bucket in its parent's slot (or an empty slot), level by level up.
-        for level in range(len(path) - 1, 0, -1):
-            child = path[level][0]
-            if child.has_links():
-                break
-            entries = child.bucket_entries()
-            if len(entries) > self.max_bucket_size:
-                break
-            parent, index = path[level - 1]
-            parent.slots[index] = dict(entries) if entries else None
-            if child.checked is None:
-                parent.checked = None  # unchecked keys moved up: check again
-            self._in_memory -= 1
+        def run(fetch: Fetch) -> None:
+            self._check_writable()
+            delete_pass(buf, self._draft_root(), h, kb, key, max_bucket, fetch)
+
+        await self._loader.run(run, key)
+        await self._keep_buffer_bounded()
 
     # ---------------------------------------------------------------- commit
     async def _flush(self) -> IPLDKind:
-        """Write every dirty node, children before parents; return the root id.
-
-        Independent subtrees are written concurrently. A node changed by a
-        concurrent write while it was being saved stays dirty and is written
-        again, so the loop ends only once the whole tree is clean.
-        """
-        root = await self._get_root()
-        while root.saved_id is None:
-            await self._save_subtree(root)
-        self._root_id = root.saved_id
-        return root.saved_id
-
-    async def _save_subtree(self, node: Node) -> None:
-        while node.saved_id is None:
-            dirty = [e for e in node.slots if type(e) is Node and e.saved_id is None]
-            if len(dirty) == 1:
-                await self._save_subtree(dirty[0])
-            elif dirty:
-                await asyncio.gather(*(self._save_subtree(c) for c in dirty))
-            if any(type(e) is Node and e.saved_id is None for e in node.slots):
-                continue  # a child changed while we waited
-            version = node.version
-            data = node.encode()
-            if node is self._root:
-                written = await self.cas.put(data, _NODE_CODEC)
-                block_id = written.id
-            else:
-                block_id = await self.cas.save(data, _NODE_CODEC)
-            if node.version == version:
-                node.saved_id = block_id
-                node.nbytes = len(data)
-                if node is self._root:
-                    self.last_commit = written
+        """Write every changed node, children before parents; return the
+        root id. A node changed by a concurrent write while it was being
+        written stays a draft and is written again, so this returns only
+        once the whole tree is clean."""
+        while True:
+            root = await self._get_root()
+            if isinstance(root, Node):
+                return self._root_id
+            node, version, written = await write_draft(
+                self.cas, self._buffer, self._loader.cache, root, True
+            )
+            if self._root is root and root.version == version and written is not None:
+                self._root = node
+                self._root_id = written.id
+                self.last_commit = written
+                self._buffer.release(root)
 
     # ------------------------------------------------------- identity, pickle
     def __eq__(self, other: object) -> bool:
@@ -982,11 +635,6 @@ class HAMT:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def _committed_root_id(self) -> IPLDKind | None:
-        if self._root is None:
-            return self._root_id
-        return self._root.saved_id
-
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the committed HAMT: settings and root id, no cached nodes.
 
@@ -1004,9 +652,8 @@ class HAMT:
         state.update(
             _root=None,
             _root_id=freeze_id(root),
-            _inflight={},
-            _cache=NodeCache(self._cache.max_bytes),
-            _in_memory=0,
+            _loader=Loader(self.cas, self.max_bucket_size, self._loader.cache.max_bytes),
+            _buffer=WriteBuffer(),
             _flushing=False,
             last_commit=None,
         )
@@ -1023,6 +670,6 @@ class HAMT:
         return f"<HAMT {mode} root={shown} cas={type(self.cas).__name__}>"
 
 
-def _name(node: Node) -> str:
-    """A node's id for a message (a node changed in memory has none yet)."""
-    return format_id(node.saved_id) if node.saved_id is not None else "<unsaved node>"
+def _draft_size(draft: Draft) -> int:
+    """The encoded size of a draft, children counted as links (estimated)."""
+    return 3 + sum(1 if e is None else len(e) if type(e) is bytes else 40 for e in draft.slots)

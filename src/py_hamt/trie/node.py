@@ -1,15 +1,18 @@
-"""The in-memory form of a HAMT node.
+"""The two in-memory forms of a HAMT node.
 
-A slot holds one of:
+* :class:`Node`: a node as stored, clean and immutable. It keeps only its
+  packed entries (see :mod:`py_hamt.codec.packed_node`) and its own raw id,
+  so it costs about its encoded size, and one cached node may be shared by
+  every reader, and by a writer, safely.
+* :class:`Draft`: a node being changed (write mode). Its 256 ``slots`` each
+  hold ``None`` (empty), ``bytes`` (an encoded entry: a bucket map, or a link
+  ``0x81 + raw id``) or a :class:`Draft` (a changed child). A draft is dirty
+  by definition; committing encodes it, writes it and freezes it back into a
+  :class:`Node`.
 
-* ``None``: empty;
-* a ``dict`` (a bucket): key -> value id, 1 to ``max_bucket_size`` entries;
-* a :class:`Node`: a child held in memory (loaded, or buffered in write mode);
-* a :class:`~py_hamt.codec.node.Link`: a child known only by its id.
-
-A node is *clean* when ``saved_id`` is the id of its current content. Every
-change marks the changed node and all its ancestors dirty, so a clean node
-never has a dirty descendant; flushing relies on that.
+Every change to a draft's slots goes through :meth:`Draft.put`, which bumps
+``version``; a commit that encoded version ``v`` keeps the result only if
+the draft is still at ``v`` once the write returns.
 
 ``checked`` is the path (the slots taken from the root, one byte a level) at
 which every bucket key was last found to hash to its place, or ``None`` when
@@ -19,113 +22,211 @@ check, since it only ever finds a key along that key's own hash.
 
 from __future__ import annotations
 
-from typing import TypeAlias
+import sys
+from array import array
+from collections.abc import Iterator
 
-from py_hamt.codec.node import NODE_WIDTH, Bucket, Entry, Link, decode_node, encode_node
+from py_hamt.codec.node import NODE_WIDTH
+from py_hamt.codec.packed_node import (
+    EMPTY_ENTRY,
+    LINK_HEAD,
+    NODE_HEAD,
+    Pair,
+    bucket_pairs,
+    bucket_size,
+    decode_id,
+    make_offsets,
+    scan_node,
+)
 from py_hamt.errors import NotCommittedError
 
-__all__ = ["Node", "Slot"]
+__all__ = ["Draft", "Node", "Slot", "is_link"]
 
-Slot: TypeAlias = "Bucket | Node | Link | None"
+Slot = "bytes | Draft | None"
 
-# Rough encoded sizes, used only to estimate the bytes a dirty node holds.
-_ID_ESTIMATE = 40
-_KEY_OVERHEAD = 2
-# CPython object sizes (64-bit), for Node.memory(): a Node with its 256-slot
-# list, a small dict, a str header, a 34-byte id, a Link with its id.
-_NODE_BASE = 72 + 56 + 8 * NODE_WIDTH
-_DICT_BASE = 232
-_STR_BASE = 49
-_ID_MEMORY = 33 + 40
-_LINK_MEMORY = 48 + _ID_MEMORY
+_OBJECT_SIZES: dict[type, int] = {}
+
+
+def is_link(entry: bytes) -> bool:
+    """Whether an encoded entry is a link (else it is a bucket)."""
+    return entry[0] == LINK_HEAD
 
 
 class Node:
-    """One HAMT node: 256 slots plus bookkeeping for flushing."""
+    """A clean node: its raw id (the CBOR encoding of its id, as its parent
+    holds it) and its packed entries. Immutable apart from ``checked``."""
 
-    __slots__ = ("_memory", "checked", "nbytes", "saved_id", "slots", "version")
+    __slots__ = ("bitmap", "checked", "offsets", "packed", "raw_id")
 
-    def __init__(self, slots: list[Slot], saved_id: object = None, nbytes: int = 0) -> None:
-        self.slots = slots
-        self.saved_id = saved_id
-        self.version = 0
-        self.nbytes = nbytes
-        self._memory = 0
+    def __init__(self, raw_id: bytes, bitmap: int, packed: bytes, offsets: array[int]) -> None:
+        self.raw_id = raw_id
+        self.bitmap = bitmap
+        self.packed = packed
+        self.offsets = offsets
         self.checked: bytes | None = None
 
     @classmethod
-    def empty(cls) -> Node:
+    def decode(cls, data: bytes, block_id: object, raw_id: bytes, max_bucket_size: int) -> Node:
+        """Check and pack a stored node; ``MalformedNodeError`` names ``block_id``."""
+        bitmap, packed, offsets = scan_node(data, block_id, max_bucket_size)
+        return cls(raw_id, bitmap, packed, offsets)
+
+    @property
+    def id(self) -> object:
+        """The node's id, as the store gave it."""
+        return decode_id(self.raw_id)
+
+    def entry(self, slot: int) -> bytes | None:
+        """Slot ``slot``'s encoded entry, or ``None`` when it is empty."""
+        bitmap = self.bitmap
+        if not (bitmap >> slot) & 1:
+            return None
+        rank = (bitmap & ((1 << slot) - 1)).bit_count()
+        o = self.offsets
+        return self.packed[o[rank] : o[rank + 1]]
+
+    def entries(self) -> Iterator[tuple[int, bytes]]:
+        """``(slot, encoded entry)`` for every non-empty slot, in slot order."""
+        bitmap = self.bitmap
+        packed, o = self.packed, self.offsets
+        rank = 0
+        while bitmap:
+            low = bitmap & -bitmap
+            yield low.bit_length() - 1, packed[o[rank] : o[rank + 1]]
+            bitmap ^= low
+            rank += 1
+
+    def used(self) -> int:
+        """How many slots are not empty."""
+        return self.bitmap.bit_count()
+
+    def nbytes(self) -> int:
+        """The encoded size: the array head, one byte per empty slot, the entries."""
+        return len(NODE_HEAD) + NODE_WIDTH - self.used() + len(self.packed)
+
+    def encode(self) -> bytes:
+        """The stored bytes again (canonical: the bytes the id names)."""
+        parts = [NODE_HEAD]
+        previous = -1
+        for slot, entry in self.entries():
+            parts.append(EMPTY_ENTRY * (slot - previous - 1))
+            parts.append(entry)
+            previous = slot
+        parts.append(EMPTY_ENTRY * (NODE_WIDTH - previous - 1))
+        return b"".join(parts)
+
+    def memory(self) -> int:
+        """Bytes of memory this node holds in CPython: the object, its packed
+        entries, offsets, bitmap and raw id (exact ``sys.getsizeof`` sizes)."""
+        return (
+            _object_size(self)
+            + sys.getsizeof(self.packed)
+            + sys.getsizeof(self.offsets)
+            + sys.getsizeof(self.bitmap)
+            + sys.getsizeof(self.raw_id)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Node):
+            return NotImplemented
+        return self.raw_id == other.raw_id
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Node {self.used()}/256 slots used, {len(self.packed)} bytes of entries>"
+
+
+class Draft:
+    """A node being changed: 256 slots of ``None``, encoded entries or drafts."""
+
+    __slots__ = ("checked", "held", "slots", "version")
+
+    def __init__(self, slots: list[bytes | Draft | None]) -> None:
+        self.slots = slots
+        self.version = 0
+        self.checked: bytes | None = None
+        self.held = _DRAFT_BASE + sum(len(e) + _BYTES_HEADER for e in slots if type(e) is bytes)
+
+    @classmethod
+    def empty(cls) -> Draft:
         return cls([None] * NODE_WIDTH)
 
     @classmethod
-    def decode(cls, data: bytes, block_id: object, max_bucket_size: int | None = None) -> Node:
-        """Decode a stored node; raises ``MalformedNodeError`` naming ``block_id``
-        (see :func:`~py_hamt.codec.node.decode_node` for what is checked)."""
-        entries: list[Slot] = decode_node(  # type: ignore[assignment]
-            data, block_id, max_bucket_size=max_bucket_size
-        )
-        return cls(entries, saved_id=block_id, nbytes=len(data))
+    def thaw(cls, node: Node) -> Draft:
+        """A draft holding ``node``'s entries (the node itself is unchanged)."""
+        slots: list[bytes | Draft | None] = [None] * NODE_WIDTH
+        for slot, entry in node.entries():
+            slots[slot] = entry
+        draft = cls(slots)
+        draft.checked = node.checked
+        return draft
 
-    def mark_dirty(self) -> None:
-        self.saved_id = None
+    def put(self, slot: int, value: bytes | Draft | None) -> int:
+        """Set one slot; returns the change in :attr:`held`."""
+        old = self.slots[slot]
+        self.slots[slot] = value
         self.version += 1
-        self._memory = 0
-
-    def encode(self) -> bytes:
-        """Encode this node; every in-memory child must be clean."""
-        entries: list[Entry] = []
-        for e in self.slots:
-            if type(e) is Node:
-                if e.saved_id is None:
-                    raise NotCommittedError("cannot encode a node whose child is not saved")
-                entries.append(Link(e.saved_id))
-            else:
-                entries.append(e)  # type: ignore[arg-type]
-        return encode_node(entries)
-
-    def has_links(self) -> bool:
-        return any(type(e) is Node or type(e) is Link for e in self.slots)
-
-    def bucket_entries(self) -> list[tuple[str, object]]:
-        """All (key, id) pairs held directly in this node's buckets."""
-        return [kv for e in self.slots if type(e) is dict for kv in e.items()]
+        delta = (len(value) + _BYTES_HEADER if type(value) is bytes else 0) - (
+            len(old) + _BYTES_HEADER if type(old) is bytes else 0
+        )
+        self.held += delta
+        return delta
 
     def memory(self) -> int:
-        """Estimated memory this node holds in CPython (the node, its slot
-        list, buckets, keys and ids; not in-memory children). Cached once
-        the node is clean."""
-        if self.saved_id is not None and self._memory:
-            return self._memory
-        size = _NODE_BASE
-        for e in self.slots:
-            if e is None or type(e) is Node:
-                continue
-            if type(e) is dict:
-                size += _DICT_BASE + sum(_STR_BASE + len(k) + _ID_MEMORY for k in e)
-            else:
-                size += _LINK_MEMORY
-        if self.saved_id is not None:
-            self._memory = size
-        return size
+        """Bytes of memory this draft holds (its slot list and encoded
+        entries; not its draft children)."""
+        return self.held
 
-    def estimated_bytes(self) -> int:
-        """Encoded size if clean, otherwise an estimate."""
-        if self.saved_id is not None and self.nbytes:
-            return self.nbytes
-        size = 3
-        for e in self.slots:
+    def has_links(self) -> bool:
+        return any(
+            isinstance(e, Draft) or (e is not None and e[0] == LINK_HEAD) for e in self.slots
+        )
+
+    def key_count(self) -> int:
+        """Keys held directly in this draft's buckets."""
+        return sum(bucket_size(e) for e in self.slots if type(e) is bytes and e[0] != LINK_HEAD)
+
+    def pairs(self) -> list[Pair]:
+        """Every ``(key bytes, raw id)`` held directly in this draft's buckets."""
+        return [
+            p for e in self.slots if type(e) is bytes and e[0] != LINK_HEAD for p in bucket_pairs(e)
+        ]
+
+    def entries(self) -> Iterator[tuple[int, bytes | Draft]]:
+        for slot, e in enumerate(self.slots):
+            if e is not None:
+                yield slot, e
+
+    def encode(self) -> tuple[bytes, list[bytes | Draft | None]]:
+        """The encoded node and the slots it was encoded from (a copy);
+        every child must have been written (no draft in a slot)."""
+        snapshot = list(self.slots)
+        parts = [NODE_HEAD]
+        for e in snapshot:
             if e is None:
-                size += 1
-            elif type(e) is dict:
-                size += 1 + sum(len(k) + _KEY_OVERHEAD + _ID_ESTIMATE for k in e)
+                parts.append(EMPTY_ENTRY)
+            elif type(e) is bytes:
+                parts.append(e)
             else:
-                size += 1 + _ID_ESTIMATE
-        return size
+                raise NotCommittedError("cannot encode a node whose child is not saved")
+        return b"".join(parts), snapshot
+
+    @staticmethod
+    def freeze(raw_id: bytes, snapshot: list[bytes | Draft | None]) -> Node:
+        """The clean :class:`Node` for slots :meth:`encode` returned."""
+        bitmap = 0
+        parts: list[bytes] = []
+        sizes: list[int] = []
+        for slot, e in enumerate(snapshot):
+            if type(e) is bytes:
+                bitmap |= 1 << slot
+                parts.append(e)
+                sizes.append(len(e))
+        return Node(raw_id, bitmap, b"".join(parts), make_offsets(sizes))
 
     def __eq__(self, other: object) -> bool:
-        # Structural: equal slots, comparing in-memory children recursively.
-        # A child held as a Node never equals one held as a Link.
-        if not isinstance(other, Node):
+        if not isinstance(other, Draft):
             return NotImplemented
         return self is other or self.slots == other.slots
 
@@ -133,5 +234,15 @@ class Node:
 
     def __repr__(self) -> str:
         used = sum(e is not None for e in self.slots)
-        state = "clean" if self.saved_id is not None else "dirty"
-        return f"<Node {used}/256 slots used, {state}>"
+        return f"<Draft {used}/256 slots used>"
+
+
+def _object_size(obj: object) -> int:
+    size = _OBJECT_SIZES.get(type(obj))
+    if size is None:
+        size = _OBJECT_SIZES[type(obj)] = sys.getsizeof(obj)
+    return size
+
+
+_BYTES_HEADER = sys.getsizeof(b"")
+_DRAFT_BASE = sys.getsizeof([None] * NODE_WIDTH) + 80

@@ -1,0 +1,406 @@
+"""HAMT nodes kept as their encoded bytes, decoded one entry at a time.
+
+A stored node (``codec.node``'s layout: a CBOR array of 256 entries, each
+``{}``, a bucket map ``{key: id, ...}`` or a link ``[id]``) is held in memory
+as three things:
+
+* ``bitmap``: an ``int`` whose bit ``i`` is set when slot ``i`` is not empty;
+* ``packed``: the encoded bytes of the non-empty entries, in slot order, with
+  the empty entries (and the array head) left out;
+* ``offsets``: an ``array`` of ``len(entries) + 1`` positions into ``packed``.
+
+Slot ``i``'s entry is ``packed[offsets[r]:offsets[r + 1]]`` where ``r`` is the
+number of set bits below ``i``. An entry stays encoded until it is used:
+:func:`bucket_pairs` decodes one bucket into ``(key bytes, raw id)`` pairs and
+:func:`decode_id` turns a raw id (its CBOR encoding) into the id the store
+gave. Keeping ids raw means a lookup builds one id object (the one it needs)
+instead of one per key in the node, and a node costs about its encoded size
+in memory.
+
+What is checked when. :func:`scan_node` checks the node's shape: 256
+entries, each empty, a one-element array or a map of 1 to
+``max_bucket_size`` text-keyed pairs whose values are ids; lengths within
+the block; no trailing bytes; no child linked from two slots. The text of
+each key (UTF-8) and the order of a bucket's keys are checked when that
+bucket is decoded, and a CID's bytes when that id is decoded: an answer
+never depends on bytes that were not checked, and a walk decodes (so checks)
+everything.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from typing import Final
+
+import dag_cbor
+
+from py_hamt.codec import dagcbor
+from py_hamt.codec.cids import cid_from_bytes
+from py_hamt.codec.node import NODE_WIDTH, decode_node, encode_id
+from py_hamt.errors import MalformedNodeError, format_id, one_line
+
+__all__ = [
+    "EMPTY_ENTRY",
+    "LINK_HEAD",
+    "NODE_HEAD",
+    "NodeContents",
+    "bucket_pairs",
+    "bucket_size",
+    "decode_id",
+    "encode_bucket",
+    "make_offsets",
+    "node_contents",
+    "scan_node",
+]
+
+NODE_HEAD: Final = b"\x99\x01\x00"  # array(256)
+EMPTY_ENTRY: Final = b"\xa0"  # {}
+LINK_HEAD: Final = 0x81  # array(1), the first byte of a link entry
+
+_EMPTY_RUN: Final = re.compile(rb"\xa0*")
+
+Pair = tuple[bytes, bytes]
+"""A bucket entry: the key's UTF-8 bytes and the raw (CBOR-encoded) id."""
+
+
+class _Fallback(Exception):
+    """The fast scanner met a valid-looking shape it does not handle."""
+
+
+def _length(data: bytes, pos: int, info: int) -> tuple[int, int]:
+    """The argument of a CBOR head whose additional info is ``info``, read
+    from ``pos`` (just past the head byte); and the position after it."""
+    if info < 24:
+        return info, pos
+    if info == 24:
+        return data[pos], pos + 1
+    if info == 25:
+        return int.from_bytes(data[pos : pos + 2], "big"), pos + 2
+    if info == 26:
+        return int.from_bytes(data[pos : pos + 4], "big"), pos + 4
+    if info == 27:
+        return int.from_bytes(data[pos : pos + 8], "big"), pos + 8
+    raise ValueError(f"unsupported CBOR length encoding {info} at byte {pos - 1}")
+
+
+def _skip_id(data: bytes, pos: int) -> int:
+    """The end of the id that starts at ``pos``: a byte string, a CID under
+    tag 42, or (ids of other stores) an integer, a text string or a float;
+    ``_Fallback`` for anything else."""
+    b = data[pos]
+    if b == 0x58:  # byte string, one-byte length: every multihash id
+        return pos + 2 + data[pos + 1]
+    major = b >> 5
+    if b == 0xD8:
+        if data[pos + 1] != 42:
+            raise _Fallback
+        b = data[pos + 2]
+        if b >> 5 != 2:
+            raise ValueError(f"tag 42 must wrap a byte string (byte {pos + 2})")
+        n, p = _length(data, pos + 3, b & 31)
+        if n < 2 or data[p] != 0:
+            raise ValueError(f"malformed CID under tag 42 at byte {pos}")
+        return p + n
+    if major == 2 or major == 3:
+        n, p = _length(data, pos + 1, b & 31)
+        return p + n
+    if major <= 1:
+        return _length(data, pos + 1, b & 31)[1]
+    if b == 0xFB:
+        return pos + 9
+    if b in (0xF4, 0xF5):
+        return pos + 1
+    raise _Fallback
+
+
+def _oversized(slot: int, n: int, max_bucket_size: int) -> ValueError:
+    return ValueError(
+        f"the bucket in slot {slot} holds {n} keys, more than max_bucket_size="
+        f"{max_bucket_size} (a HAMT written with a larger max_bucket_size must be "
+        "opened with it)"
+    )
+
+
+def _duplicate_link(slot: int, raw_id: bytes, first: int) -> ValueError:
+    # The same child in two slots cannot be valid: each child's keys hash to
+    # the one slot that links it. Refusing it also stops a few blocks from
+    # fanning out into exponentially many paths for a walk.
+    return ValueError(
+        f"slot {slot} links child {format_id(decode_id(raw_id))} already linked from slot {first}"
+    )
+
+
+def make_offsets(sizes: list[int] | None = None, positions: list[int] | None = None) -> array[int]:
+    """An offsets array from entry ``positions`` (already cumulative) or from
+    entry ``sizes``; the narrowest array type that holds them."""
+    if positions is None:
+        positions = [0]
+        total = 0
+        for s in sizes or ():
+            total += s
+            positions.append(total)
+    return array("H" if positions[-1] < 0x10000 else "I", positions)
+
+
+def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, array[int]]:
+    if not data.startswith(NODE_HEAD):
+        raise _Fallback
+    pos = 3
+    i = 0
+    size = len(data)
+    bitmap = 0
+    starts: list[int] = []
+    ends: list[int] = []
+    links: dict[bytes, int] = {}
+    empty_run = _EMPTY_RUN.match
+    while i < NODE_WIDTH:
+        b = data[pos]
+        if b == 0xA0:
+            n = empty_run(data, pos).end() - pos  # type: ignore[union-attr]
+            if n > NODE_WIDTH - i:
+                n = NODE_WIDTH - i
+            pos += n
+            i += n
+            continue
+        start = pos
+        if b == LINK_HEAD:
+            pos = pos + 3 + data[pos + 2] if data[pos + 1] == 0x58 else _skip_id(data, pos + 1)
+            raw = data[start + 1 : pos]
+            first = links.setdefault(raw, i)
+            if first != i:
+                raise _duplicate_link(i, raw, first)
+        else:
+            if 0xA1 <= b <= 0xB7:
+                n, pos = b - 0xA0, pos + 1
+            elif b >> 5 == 5:
+                n, pos = _length(data, pos + 1, b & 31)
+            else:
+                raise ValueError(f"entry {i} is neither a map nor a one-element array")
+            if n > max_bucket_size:
+                raise _oversized(i, n, max_bucket_size)
+            if n == 0:  # a non-minimal head for an empty map: an empty slot
+                i += 1
+                continue
+            for _ in range(n):
+                kb = data[pos]
+                if 0x60 <= kb < 0x78:
+                    pos += 1 + kb - 0x60
+                elif kb >> 5 == 3:
+                    klen, p = _length(data, pos + 1, kb & 31)
+                    pos = p + klen
+                else:
+                    raise ValueError(f"bucket key at byte {pos} is not a text string")
+                pos = pos + 2 + data[pos + 1] if data[pos] == 0x58 else _skip_id(data, pos)
+        if pos > size:
+            raise ValueError(f"entry {i} runs past the end of the block")
+        bitmap |= 1 << i
+        starts.append(start)
+        ends.append(pos)
+        i += 1
+    if pos != size:
+        raise ValueError(f"{size - pos} trailing bytes after the node")
+    if not starts:
+        return 0, b"", make_offsets(positions=[0])
+    # Runs of adjacent entries are copied as one slice.
+    parts = []
+    positions = [0]
+    run_start = run_end = starts[0]
+    packed_len = 0
+    for s, e in zip(starts, ends, strict=True):
+        if s != run_end:
+            parts.append(data[run_start:run_end])
+            run_start = s
+        run_end = e
+        packed_len += e - s
+        positions.append(packed_len)
+    parts.append(data[run_start:run_end])
+    return bitmap, b"".join(parts), make_offsets(positions=positions)
+
+
+def _scan_generic(
+    data: bytes, block_id: object, max_bucket_size: int
+) -> tuple[int, bytes, array[int]]:
+    """Any node the general decoder accepts (ids of other kinds, unusual
+    heads): decode it, then re-encode each entry canonically."""
+    entries = decode_node(data, block_id, max_bucket_size=max_bucket_size)
+    bitmap = 0
+    parts: list[bytes] = []
+    for i, e in enumerate(entries):
+        if e is None:
+            continue
+        bitmap |= 1 << i
+        if type(e) is dict:
+            parts.append(encode_bucket([(k.encode("utf-8"), encode_id(v)) for k, v in e.items()]))
+        else:
+            parts.append(bytes((LINK_HEAD,)) + encode_id(e.id))  # type: ignore[union-attr]
+    return bitmap, b"".join(parts), make_offsets([len(p) for p in parts])
+
+
+def scan_node(data: bytes, block_id: object, max_bucket_size: int) -> tuple[int, bytes, array[int]]:
+    """Check a stored node's shape and pack it: ``(bitmap, packed, offsets)``.
+
+    Raises :class:`MalformedNodeError` naming ``block_id`` for anything that
+    is not a node (see the module docstring for what is checked here and
+    what later).
+    """
+    try:
+        try:
+            return _scan_fast(bytes(data), max_bucket_size)
+        except (_Fallback, IndexError):
+            return _scan_generic(bytes(data), block_id, max_bucket_size)
+    except (ValueError, IndexError, TypeError, dag_cbor.decoding.CBORDecodingError) as exc:
+        if isinstance(exc, MalformedNodeError):
+            raise
+        raise MalformedNodeError(
+            f"block {format_id(block_id)} is not a valid HAMT node: {one_line(exc)}", block_id
+        ) from exc
+
+
+def bucket_size(entry: bytes) -> int:
+    """The number of keys in an encoded bucket (its map head)."""
+    b = entry[0]
+    if 0xA1 <= b <= 0xB7:
+        return b - 0xA0
+    return _length(entry, 1, b & 31)[0]
+
+
+def bucket_pairs(entry: bytes) -> list[Pair]:
+    """Decode one bucket into ``(key bytes, raw id)`` pairs, in stored order.
+
+    Raises ``ValueError`` when a key is not UTF-8 text, the keys are not in
+    canonical order (or repeat), or the bucket does not end where it should;
+    the caller names the node.
+    """
+    b = entry[0]
+    if 0xA1 <= b <= 0xB7:
+        n, pos = b - 0xA0, 1
+    else:
+        n, pos = _length(entry, 1, b & 31)
+    pairs: list[Pair] = []
+    prev = b""
+    for _ in range(n):
+        kb = entry[pos]
+        if 0x60 <= kb < 0x78:
+            klen = kb - 0x60
+            pos += 1
+        else:
+            klen, pos = _length(entry, pos + 1, kb & 31)
+        key = entry[pos : pos + klen]
+        pos += klen
+        if pairs and (klen < len(prev) or (klen == len(prev) and key <= prev)):
+            raise ValueError(f"bucket keys out of canonical order or repeated ({key!r})")
+        key.decode("utf-8")  # raises UnicodeDecodeError, a ValueError
+        prev = key
+        end = pos + 2 + entry[pos + 1] if entry[pos] == 0x58 else _skip_id(entry, pos)
+        pairs.append((key, entry[pos:end]))
+        pos = end
+    if pos != len(entry):
+        raise ValueError("a bucket does not end where its entry does")
+    return pairs
+
+
+class NodeContents:
+    """A node's links and bucket keys, decoded in one pass (for walks)."""
+
+    __slots__ = ("key_bytes", "key_slots", "keys", "links")
+
+    def __init__(self) -> None:
+        self.links: list[tuple[int, bytes]] = []  # (slot, raw id)
+        self.key_slots: list[int] = []
+        self.key_bytes: list[bytes] = []
+        self.keys: list[str] = []
+
+    def add_entry(self, slot: int, data: bytes, start: int, end: int) -> None:
+        """Decode the entry ``data[start:end]`` (a link or a bucket) into
+        this; ``ValueError`` if a bucket's keys are not UTF-8 text in
+        canonical order."""
+        b = data[start]
+        if b == LINK_HEAD:
+            self.links.append((slot, data[start + 1 : end]))
+            return
+        if 0xA1 <= b <= 0xB7:
+            n, pos = b - 0xA0, start + 1
+        else:
+            n, pos = _length(data, start + 1, b & 31)
+        slots, kbs, texts = self.key_slots, self.key_bytes, self.keys
+        prev = b""
+        for i in range(n):
+            kb = data[pos]
+            if 0x60 <= kb < 0x78:
+                klen = kb - 0x60
+                pos += 1
+            else:
+                klen, pos = _length(data, pos + 1, kb & 31)
+            key = data[pos : pos + klen]
+            pos += klen
+            if i and (klen < len(prev) or (klen == len(prev) and key <= prev)):
+                raise ValueError(f"bucket keys out of canonical order or repeated ({key!r})")
+            prev = key
+            texts.append(key.decode("utf-8"))
+            kbs.append(key)
+            slots.append(slot)
+            pos = pos + 2 + data[pos + 1] if data[pos] == 0x58 else _skip_id(data, pos)
+        if pos != end:
+            raise ValueError(f"the bucket in slot {slot} does not end where its entry does")
+
+
+def node_contents(bitmap: int, packed: bytes, offsets: array[int]) -> NodeContents:
+    """Every link and bucket key of a packed node, in slot order."""
+    out = NodeContents()
+    add = out.add_entry
+    rank = 0
+    while bitmap:
+        low = bitmap & -bitmap
+        add(low.bit_length() - 1, packed, offsets[rank], offsets[rank + 1])
+        bitmap ^= low
+        rank += 1
+    return out
+
+
+def encode_bucket(pairs: list[Pair]) -> bytes:
+    """Encode ``(key bytes, raw id)`` pairs as a canonical bucket (keys
+    sorted as DAG-CBOR sorts map keys: shorter first, then bytewise)."""
+    pairs.sort(key=_pair_order)
+    n = len(pairs)
+    parts = [bytes((0xA0 + n,)) if n < 24 else b"\xb8" + bytes((n,))]
+    for key, raw in pairs:
+        k = len(key)
+        if k < 24:
+            parts.append(bytes((0x60 + k,)))
+        elif k < 0x100:
+            parts.append(bytes((0x78, k)))
+        elif k < 0x10000:
+            parts.append(b"\x79" + k.to_bytes(2, "big"))
+        else:
+            parts.append(b"\x7a" + k.to_bytes(4, "big"))
+        parts.append(key)
+        parts.append(raw)
+    return b"".join(parts)
+
+
+def _pair_order(pair: Pair) -> tuple[int, bytes]:
+    return len(pair[0]), pair[0]
+
+
+def decode_id(raw: bytes) -> object:
+    """The id whose CBOR encoding is ``raw``: ``bytes`` for a byte string, a
+    ``CID`` for tag 42, else whatever DAG-CBOR decodes it to.
+
+    Raises ``ValueError`` (or a subclass) when the bytes are not an id.
+    """
+    b = raw[0]
+    if b == 0x58 and len(raw) == 2 + raw[1]:
+        return raw[2:]
+    if b == 0xD8 and raw[1] == 42:
+        n, p = _length(raw, 3, raw[2] & 31)
+        if p + n != len(raw) or raw[2] >> 5 != 2 or n < 2 or raw[p] != 0:
+            raise ValueError(f"malformed CID under tag 42: {raw.hex()}")
+        return cid_from_bytes(raw[p + 1 :])
+    try:
+        value = dagcbor.decode(raw)
+    except dag_cbor.decoding.CBORDecodingError as exc:
+        raise ValueError(f"not a CBOR id: {one_line(exc)}") from exc
+    if value is None or isinstance(value, (dict, list)):
+        raise ValueError(f"{value!r} is not an id")
+    return value

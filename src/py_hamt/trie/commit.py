@@ -1,0 +1,127 @@
+"""The write buffer (drafts and the memory they hold) and the commit that
+writes them, children before parents."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from py_hamt.cas.base import Codec, ContentAddressedStore
+from py_hamt.cas.write_result import WriteResult
+from py_hamt.codec.node import encode_id
+from py_hamt.codec.packed_node import LINK_HEAD
+from py_hamt.trie.node import Draft, Node
+
+if TYPE_CHECKING:
+    from py_hamt.trie.node_cache import NodeCache
+
+__all__ = ["Saved", "WriteBuffer", "write_draft"]
+
+NODE_CODEC: Codec = "dag-cbor"
+_LINK = bytes((LINK_HEAD,))
+
+
+class WriteBuffer:
+    """Accounts for the drafts of a HAMT in write mode.
+
+    ``nbytes`` is the memory the drafts hold (their slot lists and encoded
+    entries, CPython sizes), kept exact as every slot change goes through
+    :meth:`put`.
+    """
+
+    __slots__ = ("drafts", "nbytes")
+
+    def __init__(self) -> None:
+        self.nbytes = 0
+        self.drafts = 0
+
+    def new_draft(self) -> Draft:
+        draft = Draft.empty()
+        self._adopt(draft)
+        return draft
+
+    def thaw(self, node: Node) -> Draft:
+        draft = Draft.thaw(node)
+        self._adopt(draft)
+        return draft
+
+    def _adopt(self, draft: Draft) -> None:
+        self.nbytes += draft.held
+        self.drafts += 1
+
+    def put(self, draft: Draft, slot: int, value: bytes | Draft | None) -> None:
+        self.nbytes += draft.put(slot, value)
+
+    def release(self, draft: Draft) -> None:
+        """``draft`` is written or gone: stop counting it."""
+        self.nbytes -= draft.held
+        self.drafts -= 1
+
+    def clear(self) -> None:
+        self.nbytes = self.drafts = 0
+
+
+Saved = tuple[Node, int, "WriteResult | None"]
+"""A written draft: its clean node, the version written, and (for the root)
+the store's WriteResult."""
+
+
+async def write_draft(
+    cas: ContentAddressedStore,
+    buf: WriteBuffer,
+    cache: NodeCache,
+    draft: Draft,
+    is_root: bool,
+) -> Saved:
+    """Write ``draft`` and every draft below it, children first.
+
+    Independent subtrees are written concurrently. Below the root they are
+    written inside one :meth:`~ContentAddressedStore.write_batch`, so a
+    durable store may sync them together; the root is written after the
+    batch has closed (so after everything it links is durable), with
+    ``put`` for its :class:`WriteResult`.
+
+    A written child replaces itself in its parent's slot by a link, and its
+    clean node goes to ``cache``, unless it changed while it was written
+    (a concurrent set): then it stays a draft and the loop goes round
+    again. The returned version lets the caller make the same check.
+    """
+    while True:
+        kids = [(slot, e) for slot, e in enumerate(draft.slots) if type(e) is Draft]
+        if kids:
+            batch = getattr(cas, "write_batch", None) if is_root else None
+            if batch is not None:
+                async with batch():
+                    done = await _write_all(cas, buf, cache, kids)
+            else:
+                done = await _write_all(cas, buf, cache, kids)
+            for (slot, kid), (node, version, _) in zip(kids, done, strict=True):
+                if draft.slots[slot] is kid and kid.version == version:
+                    buf.put(draft, slot, _LINK + node.raw_id)
+                    buf.release(kid)
+                    cache.put(node.raw_id, node)
+            if any(type(e) is Draft for e in draft.slots):
+                continue  # a child changed while it was written
+        version = draft.version
+        data, snapshot = draft.encode()
+        written: WriteResult | None = None
+        if is_root:
+            written = await cas.put(data, NODE_CODEC)
+            block_id = written.id
+        else:
+            block_id = await cas.save(data, NODE_CODEC)
+        if draft.version == version:
+            return Draft.freeze(encode_id(block_id), snapshot), version, written
+
+
+async def _write_all(
+    cas: ContentAddressedStore,
+    buf: WriteBuffer,
+    cache: NodeCache,
+    kids: list[tuple[int, Draft]],
+) -> list[Saved]:
+    if len(kids) == 1:
+        return [await write_draft(cas, buf, cache, kids[0][1], False)]
+    return list(
+        await asyncio.gather(*(write_draft(cas, buf, cache, kid, False) for _, kid in kids))
+    )

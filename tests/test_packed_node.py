@@ -1,0 +1,212 @@
+"""Nodes held packed: the scanner, on-demand bucket and id decoding, exact
+memory accounting, and bounded walks."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import blake3
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from py_hamt import HAMT, InMemoryCAS, MalformedNodeError
+from py_hamt.codec.cids import make_cid
+from py_hamt.codec.node import NODE_WIDTH, Link, decode_node, encode_id, encode_node
+from py_hamt.codec.packed_node import bucket_pairs, decode_id, encode_bucket, scan_node
+from py_hamt.trie.hashing import blake3_hashfn
+from py_hamt.trie.node import Draft, Node
+from py_hamt.trie.walk import MAX_CONCURRENT_LOADS
+from tests.conftest import build_from
+
+
+def cid(seed: int) -> Any:
+    return make_cid(0x71, b"\x1e\x20" + blake3.blake3(str(seed).encode()).digest())
+
+
+ids = st.one_of(
+    st.binary(min_size=1, max_size=300),
+    st.integers(min_value=0, max_value=10_000).map(cid),
+    st.integers(min_value=-(2**40), max_value=2**40),
+)
+keys = st.text(min_size=0, max_size=40)
+entries = st.one_of(
+    st.none(),
+    st.dictionaries(keys, ids, min_size=1, max_size=4),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(entries, min_size=NODE_WIDTH, max_size=NODE_WIDTH), st.data())
+def test_packed_nodes_hold_exactly_what_the_codec_decodes(
+    slots: list[Any], data: st.DataObject
+) -> None:
+    # A few slots become links to distinct children.
+    for i in data.draw(st.sets(st.integers(0, NODE_WIDTH - 1), max_size=20)):
+        slots[i] = Link(cid(1_000_000 + i))
+    stored = encode_node(slots)
+    node = Node.decode(stored, "the-id", encode_id(b"the-id"), 4)
+    assert node.encode() == stored  # the packed form is lossless
+    for i, expected in enumerate(decode_node(stored)):
+        entry = node.entry(i)
+        if expected is None:
+            assert entry is None
+        elif isinstance(expected, Link):
+            assert entry is not None
+            assert entry[0] == 0x81
+            assert decode_id(entry[1:]) == expected.id
+        else:
+            assert entry is not None
+            got = {k.decode(): decode_id(raw) for k, raw in bucket_pairs(entry)}
+            assert got == expected
+            # Re-encoding the decoded pairs gives the same canonical bytes.
+            assert encode_bucket(bucket_pairs(entry)) == entry
+    # Thawing and freezing again changes nothing.
+    again, snapshot = Draft.thaw(node).encode()
+    assert again == stored
+    assert Draft.freeze(node.raw_id, snapshot).encode() == stored
+
+
+def _node(slots: dict[int, Any]) -> bytes:
+    entries: list[Any] = [None] * NODE_WIDTH
+    for i, e in slots.items():
+        entries[i] = e
+    return encode_node(entries)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_node({}) + b"\x00", "1 trailing bytes after the node"),
+        (
+            _node({3: {"a": b"1", "b": b"2", "c": b"3"}}),
+            "holds 3 keys, more than max_bucket_size=2",
+        ),
+        (_node({1: Link(b"x"), 9: Link(b"x")}), "slot 9 links child 78 already linked from slot 1"),
+        (_node({})[:-5], "not a valid HAMT node"),
+        (b"\x99\x01\x00" + b"\x62ab" * 256, "entry 0 is neither a map nor a one-element array"),
+        (b"\x99\x01\x00\xa1\x01\x41x" + b"\xa0" * 255, "bucket key at byte 4 is not a text string"),
+    ],
+)
+def test_the_scanner_refuses_malformed_nodes_naming_them(data: bytes, message: str) -> None:
+    with pytest.raises(MalformedNodeError, match=message) as caught:
+        scan_node(data, "node-7", 2)
+    assert "node-7" in str(caught.value)
+
+
+def _bucket_with(key_bytes: list[bytes]) -> bytes:
+    """A bucket entry with keys in the given order and raw bytes (no checks)."""
+    out = [bytes((0xA0 + len(key_bytes),))]
+    for kb in key_bytes:
+        out += [bytes((0x60 + len(kb),)), kb, b"\x41v"]
+    return b"".join(out)
+
+
+async def _root_with_bucket(slot: int, bucket: bytes, cas: InMemoryCAS) -> Any:
+    data = b"\x99\x01\x00" + b"\xa0" * slot + bucket + b"\xa0" * (NODE_WIDTH - slot - 1)
+    return await cas.save(data, "dag-cbor")
+
+
+@pytest.mark.parametrize(
+    ("bad_keys", "message"),
+    [
+        ([b"\xff\xfe"], "can't decode byte 0xff"),
+        ([b"b", b"a"], "out of canonical order"),
+        ([b"a", b"a"], "out of canonical order or repeated"),
+    ],
+)
+async def test_a_bad_bucket_fails_when_it_is_read_and_in_every_walk(
+    bad_keys: list[bytes], message: str
+) -> None:
+    cas = InMemoryCAS()
+    good = "fine"
+    good_slot = blake3_hashfn(good.encode())[0]
+    bad_slot = (good_slot + 1) % NODE_WIDTH
+    entries: list[Any] = [None] * NODE_WIDTH
+    entries[good_slot] = {good: await cas.save(b"ok", "raw")}
+    stored = encode_node(entries)
+    bad = _bucket_with(bad_keys)
+    # Splice the bad bucket in by hand: the encoder would not write it.
+    node = Node.decode(stored, None, b"", 4)
+    draft = Draft.thaw(node)
+    draft.slots[bad_slot] = bad
+    root = await cas.save(draft.encode()[0], "dag-cbor")
+    ro = await HAMT.build(cas=cas, root_node_id=root, read_only=True, values_are_bytes=True)
+    # A lookup reads one bucket: the good one still answers...
+    assert await ro.get(good) == b"ok"
+    # ...a lookup that lands on the bad bucket is refused, naming the node...
+    probe = next(f"p{i}" for i in range(10_000) if blake3_hashfn(f"p{i}".encode())[0] == bad_slot)
+    with pytest.raises(MalformedNodeError, match=message) as caught:
+        await ro.get(probe)
+    assert root.hex() in str(caught.value)
+    # ...and every walk checks every bucket.
+    with pytest.raises(MalformedNodeError, match=message):
+        await ro.len()
+    with pytest.raises(MalformedNodeError, match=message):
+        [k async for k in ro.keys()]
+
+
+async def test_cached_bytes_are_exact_and_small() -> None:
+    items = [(f"t/c/{i}/{j}", b"v") for i in range(100) for j in range(100)]
+    cas = InMemoryCAS()
+    hamt = await build_from(items, cas)
+    ro = await HAMT.build(
+        cas=cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True
+    )
+    assert await ro.len() == len(items)
+    cache = ro._loader.cache
+    nodes = [node for _, node in cache.snapshot()]
+    exact = sum(
+        sys.getsizeof(n)
+        + sys.getsizeof(n.packed)
+        + sys.getsizeof(n.offsets)
+        + sys.getsizeof(n.bitmap)
+        + sys.getsizeof(n.raw_id)
+        for n in nodes
+    )
+    assert cache.nbytes == exact
+    stats = await ro.stats()
+    assert len(nodes) == stats["nodes"] - 1  # every node but the root, which the HAMT holds
+    # About the encoded size: the empty slots are not kept.
+    assert exact < stats["node_bytes"] * 1.3
+    assert exact / len(items) < 110
+
+
+class _InFlightCAS(InMemoryCAS):
+    """Counts loads and the most that were in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+        self.in_flight = 0
+        self.peak = 0
+
+    async def load(self, id: Any, *args: Any, **kwargs: Any) -> bytes:  # noqa: A002
+        self.loads += 1
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+            return await super().load(id, *args, **kwargs)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_walks_load_each_node_once_with_bounded_concurrency() -> None:
+    cas = _InFlightCAS()
+    items = [(f"k{i}", b"v") for i in range(6000)]
+    hamt = await build_from(items, cas)
+    ro = await HAMT.build(
+        cas=cas,
+        root_node_id=hamt.root_node_id,
+        read_only=True,
+        values_are_bytes=True,
+        max_cache_bytes=0,  # nothing cached: the walk holds what it needs itself
+    )
+    nodes = (await ro.stats())["nodes"]
+    cas.loads = cas.peak = 0
+    assert await ro.len() == len(items)
+    assert cas.loads == nodes - 1  # each node once (the root is held)
+    assert 1 < cas.peak <= MAX_CONCURRENT_LOADS  # children load together, within the bound
