@@ -184,3 +184,44 @@ async def test_listing_a_committed_root_walks_its_keys_once() -> None:
     Counting.loads = 0
     assert sorted([n async for n in fresh.list_dir("g4")]) == ["v0", "v1", "v2", "v3", "zarr.json"]
     assert Counting.loads == 0  # served from the root's index, not a walk
+
+
+async def test_listings_of_a_large_key_set_stream_and_keep_only_their_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from py_hamt.stores import hamt_store
+
+    monkeypatch.setattr(hamt_store, "MAX_INDEXED_KEYS", 50)  # this key set is "large"
+    loads = 0
+
+    class Counting(InMemoryCAS):
+        async def load(self, *args: Any, **kwargs: Any) -> bytes:
+            nonlocal loads
+            loads += 1
+            return await super().load(*args, **kwargs)
+
+    cas = Counting()
+    keys = [f"v{j}/c/{k}/{m}" for j in range(3) for k in range(20) for m in range(10)]
+    keys += ["zarr.json"] + [f"v{j}/zarr.json" for j in range(3)]
+    hamt = await build_from([(k, b"x") for k in keys], cas)
+    store = ZarrHAMTStore(
+        await HAMT.build(
+            cas=cas,
+            root_node_id=hamt.root_node_id,
+            read_only=True,
+            values_are_bytes=True,
+            max_cache_bytes=0,  # every walk loads, so loads count walks
+        ),
+        read_only=True,
+    )
+    loads = 0
+    assert sorted([n async for n in store.list_dir("v1/c")]) == sorted(str(k) for k in range(20))
+    walked = loads
+    assert walked > 1
+    assert hamt.root_node_id not in hamt_store._KEY_INDEXES  # too many keys to index whole
+    assert sorted([n async for n in store.list_dir("v1/c/")]) == sorted(str(k) for k in range(20))
+    assert loads == walked  # the same directory again: kept, no walk
+    assert sorted([n async for n in store.list_dir("")]) == ["v0", "v1", "v2", "zarr.json"]
+    assert loads == 2 * walked  # another directory: one more walk
+    got = sorted([k async for k in store.list_prefix("v2/c/1")])
+    assert got == sorted(k for k in keys if k.startswith("v2/c/1"))

@@ -14,8 +14,10 @@ a class is adapted when it is defined (``put`` is built over its ``save``,
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from typing import Any, Literal, TypeAlias
 
 from multiformats import CID
@@ -134,6 +136,12 @@ def verify_block(cid: CID, data: bytes) -> ContentDigest:
         raise IntegrityError(f"{len(data)} bytes do not hash to {cid}", cid)
     algorithm: DigestAlgorithm = "blake3" if fn.name == "blake3" else "sha2-256"
     return ContentDigest(algorithm, actual[: fn.size])
+
+
+@contextlib.asynccontextmanager
+async def _no_batch() -> AsyncIterator[None]:
+    """:meth:`ContentAddressedStore.write_batch` for stores with nothing to defer."""
+    yield
 
 
 async def _put_via_save(
@@ -317,6 +325,23 @@ class ContentAddressedStore(ABC):
                 cid,
             )
         return WriteResult(id=cid, size=len(data), digest=client)
+
+    def write_batch(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """A batch of writes whose durability may be deferred to its end.
+
+        ``async with cas.write_batch(): ...``: blocks put inside the batch may
+        be made durable only when the batch exits; the batch's exit returns
+        only once every block put inside it is durable. Use it for a set of
+        blocks that become reachable only through a block written after the
+        batch (a HAMT commit writes its nodes in a batch, then the root).
+
+        Blocks put inside a batch are stored, and readable, as soon as their
+        ``put`` returns; only their durability (against power loss or an OS
+        crash) may wait. This default does nothing special: every ``put`` is
+        as durable as the store makes it. :class:`~py_hamt.cas.local.LocalCAS`
+        defers its fsyncs to the batch's exit.
+        """
+        return _no_batch()
 
     def id_to_cid(self, id: IPLDKind, codec: Codec) -> CID:  # noqa: A002
         """The CID that names block ``id`` saved with ``codec``.

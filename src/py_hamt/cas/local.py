@@ -49,14 +49,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import re
 import secrets
 import stat
+import threading
 import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from multiformats import CID
 
@@ -114,6 +118,76 @@ def _read_fd(fd: int, limit: int) -> bytes:
     return b"".join(parts)
 
 
+_T = TypeVar("_T")
+
+# Where reads run (measured: see the module docstring). A block file under
+# _INLINE_MAX bytes is read and hashed on the event loop. A larger one is read
+# on the loop only when the page cache holds all of it (a non-blocking read,
+# Linux's RWF_NOWAIT) and it is under _HASH_INLINE_MAX; otherwise it is read
+# and hashed in the I/O pool.
+_INLINE_MAX: Final = 16 * 1024
+_HASH_INLINE_MAX: Final = 1 << 20
+_NOWAIT: Final = getattr(os, "RWF_NOWAIT", None) if hasattr(os, "preadv") else None
+_IO_WORKERS: Final = min(32, (os.cpu_count() or 1) * 4 + 4)
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _io_pool() -> ThreadPoolExecutor:
+    """The module's I/O thread pool (made on first use, again after a fork)."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(_IO_WORKERS, thread_name_prefix="py_hamt-local")
+    return _pool
+
+
+def _forget_pool() -> None:
+    # A forked child has none of the parent's threads: a pool inherited from
+    # the parent would count them and never start its own.
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+async def _in_pool(fn: Callable[..., _T], *args: object) -> _T:
+    """``fn(*args)`` in the I/O pool, awaited from the event loop."""
+    return await asyncio.wrap_future(_io_pool().submit(fn, *args))
+
+
+def _read_to_end(fd: int, size: int) -> bytes:
+    """The whole file from its current offset; ``size`` is what fstat said
+    (one read when it is right; a file that grew is read to its end)."""
+    data = os.read(fd, size + 1) if size < 1 << 30 else b""
+    if len(data) <= size and size < 1 << 30:
+        return data  # short read of a regular file: its end
+    parts = [data]
+    while chunk := os.read(fd, 1 << 20):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _read_cached(fd: int, size: int) -> bytes | None:
+    """The whole file, if the page cache holds all of it, read without
+    waiting for the disk; ``None`` if not (or if the file is no longer
+    ``size`` bytes long)."""
+    assert _NOWAIT is not None
+    buf = bytearray(size + 1)
+    try:
+        n = os.preadv(fd, [buf], 0, _NOWAIT)
+    except BlockingIOError:
+        return None
+    if n != size:
+        return None  # partly cached, or the file changed: read it all in the pool
+    del buf[n:]
+    return bytes(buf)
+
+
 def _timed_fsync(fd: int) -> None:
     """``os.fsync``, its time recorded as ``py_hamt.local.fsync.duration``."""
     if not observability.ACTIVE:
@@ -131,6 +205,62 @@ def _fsync_dir(path: Path) -> None:
         _timed_fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_paths(paths: Iterable[Path]) -> None:
+    """fsync each file or directory, in turn (one worker's share of a batch)."""
+    for path in paths:
+        _fsync_dir(path)  # opens read-only, which fsync accepts for files too
+
+
+class _Batch:
+    """The writes of one :meth:`LocalCAS.write_batch` whose fsyncs wait for
+    its exit: the block files written (or found already there) and their
+    directories. A write that finds the batch closed fsyncs itself."""
+
+    def __init__(self, store: LocalCAS) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+        self.closed = False
+        self.files: set[Path] = set()
+        self.dirs: set[Path] = set()
+
+    def defer(self, file: Path | None, folder: Path) -> bool:
+        """Record ``file`` and ``folder`` for the exit's fsyncs; ``False``
+        (nothing recorded) once the batch has closed."""
+        with self.lock:
+            if self.closed:
+                return False
+            if file is not None:
+                self.files.add(file)
+            self.dirs.add(folder)
+            return True
+
+    def take(self, *, close: bool) -> list[Path]:
+        """What is recorded so far (files, then directories), forgotten here;
+        with ``close``, nothing more is recorded."""
+        with self.lock:
+            self.closed = self.closed or close
+            paths = [*sorted(self.files), *sorted(self.dirs)]
+            self.files = set()
+            self.dirs = set()
+            return paths
+
+    async def flush(self, *, close: bool) -> None:
+        """fsync everything recorded so far, spread over the I/O pool's
+        workers (fsyncs that overlap share the filesystem's journal commits)."""
+        paths = self.take(close=close)
+        if not paths:
+            return
+        n = min(_IO_WORKERS, len(paths))
+        await asyncio.gather(*(_in_pool(_fsync_paths, paths[i::n]) for i in range(n)))
+
+
+# The open batches of the running task (and of the tasks it starts, which
+# copy its context): at most one per store, matched by identity.
+_BATCHES: contextvars.ContextVar[tuple[_Batch, ...]] = contextvars.ContextVar(
+    "py_hamt_local_batches", default=()
+)
 
 
 class LocalCAS(ContentAddressedStore):
@@ -162,6 +292,7 @@ class LocalCAS(ContentAddressedStore):
             raise InvalidArgumentError(f"{self.path} exists and is not a directory")
         self.hasher: DigestAlgorithm = "blake3" if hasher == "blake3" else "sha2-256"
         self.fsync = bool(fsync)
+        self._nowait = _NOWAIT is not None  # cleared if this filesystem refuses
         self._blocks = self.path / "blocks"
         self._refs = self.path / "refs"
         self._blocks.mkdir(parents=True, exist_ok=True)
@@ -188,26 +319,85 @@ class LocalCAS(ContentAddressedStore):
         return coerce_cid(block_id, what, owner="LocalCAS")
 
     # ----------------------------------------------------------------- writes
-    def _write_atomic(self, final: Path, data: bytes) -> None:
+    def _batch(self) -> _Batch | None:
+        """This store's open batch in the current context, if fsyncs are on."""
+        if self.fsync:
+            for batch in _BATCHES.get():
+                if batch.store is self and not batch.closed:
+                    return batch
+        return None
+
+    @contextlib.asynccontextmanager
+    async def _write_batch(self) -> AsyncIterator[None]:
+        if self._batch() is not None or not self.fsync:
+            yield  # joins the open batch; or nothing to defer
+            return
+        batch = _Batch(self)
+        token = _BATCHES.set((*_BATCHES.get(), batch))
+        try:
+            yield
+        finally:
+            _BATCHES.reset(token)
+            await batch.flush(close=True)
+
+    def write_batch(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Defer the fsyncs of the blocks put inside to the batch's exit.
+
+        Inside ``async with cas.write_batch():`` each block is still written
+        to a temporary file and renamed into place (so ``SIGKILL`` leaves no
+        partial block under a real name, and the block reads back at once),
+        but neither the file nor its directory is fsynced; the exit fsyncs
+        every file written, or found already there, and each directory once,
+        concurrently, and returns when all are durable. Also on an exception
+        inside the batch: a block file left behind non-durable would later be
+        taken as stored by a ``put`` of the same bytes.
+
+        The batch is seen by the task that opened it and the tasks it starts
+        (``asyncio.gather``); other writers keep fsyncing each write. A batch
+        opened inside another one of this store joins it (its blocks become
+        durable when the outer batch exits). :meth:`set_ref` inside a batch
+        first makes the batch's blocks so far durable (a ref never names a
+        root that is not). With ``fsync=False`` it does nothing.
+
+        After a power loss or an OS crash before the exit, a block of the
+        batch may be left empty or damaged under its name: no durable block
+        names it, reads detect it (``IntegrityError``) and a later ``put`` of
+        its bytes replaces it.
+        """
+        return self._write_batch()
+
+    def _write_atomic(self, final: Path, data: bytes, batch: _Batch | None = None) -> None:
+        """Write ``final`` through a temporary file and a rename; fsync both
+        unless ``batch`` is open, which then records them for its exit."""
         folder = final.parent
-        folder.mkdir(exist_ok=True)
         temp = folder / f".tmp-{os.getpid()}-{secrets.token_hex(8)}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(temp, flags, 0o644)
+        except FileNotFoundError:
+            folder.mkdir(exist_ok=True)
+            if self.fsync and (batch is None or not batch.defer(None, folder.parent)):
+                _fsync_dir(folder.parent)  # the new folder's name
+            fd = os.open(temp, flags, 0o644)
+        sync_now = self.fsync and batch is None
         try:
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                if self.fsync:
+                if sync_now:
                     _timed_fsync(fd)
+                os.replace(temp, final)
+                if batch is not None and not batch.defer(final, folder):
+                    _timed_fsync(fd)  # the batch closed while this was written
+                    sync_now = True
             finally:
                 os.close(fd)
-            os.replace(temp, final)
         except BaseException:
             with contextlib.suppress(OSError):
                 temp.unlink()
             raise
-        if self.fsync:
+        if sync_now:
             _fsync_dir(folder)
 
     def _not_a_block_file(self, cid: CID, path: Path) -> IntegrityError:
@@ -242,26 +432,37 @@ class LocalCAS(ContentAddressedStore):
             log.warning("replacing damaged block file %s with verified bytes of %s", final, cid)
         return same
 
-    def _write_block(self, cid: CID, final: Path, data: bytes) -> None:
+    def _write_block(self, cid: CID, final: Path, data: bytes, batch: _Batch | None = None) -> None:
         try:
-            self._write_atomic(final, data)
+            self._write_atomic(final, data, batch)
         except (NotADirectoryError, FileExistsError, IsADirectoryError):
             raise self._not_a_block_file(cid, final) from None
 
-    def _store_sync(self, cid: CID, data: bytes) -> None:
+    def _store_sync(self, cid: CID, data: bytes, batch: _Batch | None = None) -> None:
         """Write ``data`` (already verified) as ``cid``'s file, unless an
-        identical file is there; a differing one is damage and is replaced."""
+        identical file is there; a differing one is damage and is replaced.
+        In a batch, a file already there is recorded to be fsynced too (its
+        writer may not have made it durable yet)."""
         final = self._file(bytes(cid.digest))
         if not self._present(cid, final, data):
-            self._write_block(cid, final, data)
+            self._write_block(cid, final, data, batch)
+        elif batch is not None and not batch.defer(final, final.parent):
+            _fsync_paths((final, final.parent))
 
     async def _store(self, cid: CID, data: bytes) -> None:
-        """:meth:`_store_sync`, with the write in a worker thread. A block
-        already here is compared on the event loop, as reads are (a stat and
-        one block's read), which costs less than a thread hop."""
+        """:meth:`_store_sync`, with the write in a worker thread. A small
+        block already here is compared on the event loop, as small reads are
+        (a stat and one small read cost less than a thread hop); a large one
+        is compared in the thread."""
+        batch = self._batch()
+        if len(data) >= _INLINE_MAX:
+            await _in_pool(self._store_sync, cid, data, batch)
+            return
         final = self._file(bytes(cid.digest))
         if not self._present(cid, final, data):
-            await asyncio.to_thread(self._write_block, cid, final, data)
+            await _in_pool(self._write_block, cid, final, data, batch)
+        elif batch is not None and not batch.defer(final, final.parent):
+            await _in_pool(_fsync_paths, (final, final.parent))
 
     async def put(
         self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
@@ -318,14 +519,94 @@ class LocalCAS(ContentAddressedStore):
         """
         return self._file(bytes(self._as_cid(id).digest)).is_file()
 
-    def _read(self, cid: CID) -> tuple[Path, bytes]:
-        path = self._file(bytes(cid.digest))
+    def _open_block(self, cid: CID, path: Path) -> tuple[int, int]:
+        """Open ``cid``'s file: its descriptor and size.
+
+        Raises:
+            BlockNotFoundError: there is no such file.
+            IntegrityError: something that is not a file is in its way.
+        """
         try:
-            return path, path.read_bytes()
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             raise BlockNotFoundError(cid, f"not in {self.path}") from None
         except (IsADirectoryError, NotADirectoryError):
             raise self._not_a_block_file(cid, path) from None
+        try:
+            info = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if stat.S_ISDIR(info.st_mode):
+            os.close(fd)
+            raise self._not_a_block_file(cid, path)
+        return fd, info.st_size
+
+    @staticmethod
+    def _check(cid: CID, path: Path, data: bytes) -> bytes:
+        try:
+            verify_block(cid, data)
+        except IntegrityError as exc:
+            raise IntegrityError(f"block file {path} is damaged: {exc}", cid) from exc
+        return data
+
+    def _read_verified_fd(self, cid: CID, path: Path, fd: int, size: int) -> bytes:
+        """Read the whole file from ``fd`` (closing it) and verify it."""
+        try:
+            data = _read_to_end(fd, size)
+        finally:
+            os.close(fd)
+        return self._check(cid, path, data)
+
+    def _read_cached_fd(self, fd: int, size: int) -> bytes | None:
+        """:func:`_read_cached` where this filesystem allows it."""
+        if not self._nowait:
+            return None
+        try:
+            return _read_cached(fd, size)
+        except OSError:  # no non-blocking reads here (EOPNOTSUPP, EINVAL)
+            self._nowait = False
+            return None
+
+    async def _read_verified(self, cid: CID) -> bytes:
+        """The block's whole file, hashed against ``cid``.
+
+        A file under ``_INLINE_MAX`` bytes is read and hashed on the event
+        loop, as is a larger one the page cache holds whole (read without
+        blocking) up to ``_HASH_INLINE_MAX``; any other is read and hashed in
+        the I/O pool, so that concurrent loads overlap their disk reads.
+
+        Raises:
+            BlockNotFoundError: no such block here.
+            IntegrityError: the file does not hash to ``cid``, or a directory
+                is in its place.
+        """
+        path = self._file(bytes(cid.digest))
+        fd, size = self._open_block(cid, path)
+        if size < _INLINE_MAX:
+            return self._read_verified_fd(cid, path, fd, size)
+        cached = None
+        if size < _HASH_INLINE_MAX:
+            try:
+                cached = self._read_cached_fd(fd, size)
+            except BaseException:
+                os.close(fd)
+                raise
+        if cached is not None:
+            os.close(fd)
+            return self._check(cid, path, cached)
+        try:
+            job = _io_pool().submit(self._read_verified_fd, cid, path, fd, size)
+        except BaseException:
+            os.close(fd)
+            raise
+
+        def close_if_never_run(done: Future[bytes]) -> None:
+            if done.cancelled():  # the read was cancelled before it started
+                os.close(fd)
+
+        job.add_done_callback(close_if_never_run)
+        return await asyncio.wrap_future(job)
 
     async def verify(self, id: IPLDKind) -> bool:  # noqa: A002
         """Whether the block's file hashes to ``id``: ``True`` when intact,
@@ -339,11 +620,7 @@ class LocalCAS(ContentAddressedStore):
         """
         cid = self._as_cid(id)
         try:
-            _, data = self._read(cid)  # on the loop, as load reads
-        except IntegrityError:
-            return False
-        try:
-            verify_block(cid, data)
+            await self._read_verified(cid)
         except IntegrityError:
             return False
         return True
@@ -365,12 +642,7 @@ class LocalCAS(ContentAddressedStore):
                 block is neither missing nor readable).
             InvalidArgumentError: ``id`` is not a CID or has a truncated digest.
         """
-        cid = self._as_cid(id)
-        path, data = self._read(cid)
-        try:
-            verify_block(cid, data)
-        except IntegrityError as exc:
-            raise IntegrityError(f"block file {path} is damaged: {exc}", cid) from exc
+        data = await self._read_verified(self._as_cid(id))
         return slice_range(data, offset, length, suffix)
 
     def cid_to_id(self, cid: CID) -> CID:
@@ -444,7 +716,11 @@ class LocalCAS(ContentAddressedStore):
             )
         if path.is_dir():
             raise IntegrityError(f"cannot write ref {name!r}: {path} is a directory", cid)
-        await asyncio.to_thread(self._write_atomic, path, str(cid).encode())
+        batch = self._batch()
+        if batch is not None:
+            # The root (and what it names) may be in this batch: durable first.
+            await batch.flush(close=False)
+        await _in_pool(self._write_atomic, path, str(cid).encode())
 
     async def get_ref(self, name: str) -> CID | None:
         """The root ref ``name`` points at, or ``None`` if there is no such ref.

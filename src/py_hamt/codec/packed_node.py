@@ -51,6 +51,7 @@ __all__ = [
     "encode_bucket",
     "make_offsets",
     "node_contents",
+    "node_summary",
     "scan_node",
 ]
 
@@ -303,13 +304,14 @@ def bucket_pairs(entry: bytes) -> list[Pair]:
 class NodeContents:
     """A node's links and bucket keys, decoded in one pass (for walks)."""
 
-    __slots__ = ("key_bytes", "key_slots", "keys", "links")
+    __slots__ = ("count", "key_bytes", "key_slots", "keys", "links")
 
     def __init__(self) -> None:
         self.links: list[tuple[int, bytes]] = []  # (slot, raw id)
         self.key_slots: list[int] = []
         self.key_bytes: list[bytes] = []
         self.keys: list[str] = []
+        self.count = 0  # bucket keys (also when only counted, not decoded)
 
     def add_entry(self, slot: int, data: bytes, start: int, end: int) -> None:
         """Decode the entry ``data[start:end]`` (a link or a bucket) into
@@ -343,6 +345,7 @@ class NodeContents:
             pos = pos + 2 + data[pos + 1] if data[pos] == 0x58 else _skip_id(data, pos)
         if pos != end:
             raise ValueError(f"the bucket in slot {slot} does not end where its entry does")
+        self.count += n
 
 
 def node_contents(bitmap: int, packed: bytes, offsets: array[int]) -> NodeContents:
@@ -355,6 +358,29 @@ def node_contents(bitmap: int, packed: bytes, offsets: array[int]) -> NodeConten
         add(low.bit_length() - 1, packed, offsets[rank], offsets[rank + 1])
         bitmap ^= low
         rank += 1
+    return out
+
+
+def node_summary(bitmap: int, packed: bytes, offsets: array[int]) -> NodeContents:
+    """A packed node's links and its key count, without decoding keys (for
+    a walk over a node already checked)."""
+    out = NodeContents()
+    links = out.links
+    count = 0
+    rank = 0
+    while bitmap:
+        low = bitmap & -bitmap
+        start = offsets[rank]
+        b = packed[start]
+        if b == LINK_HEAD:
+            links.append((low.bit_length() - 1, packed[start + 1 : offsets[rank + 1]]))
+        elif 0xA1 <= b <= 0xB7:
+            count += b - 0xA0
+        else:
+            count += _length(packed, start + 1, b & 31)[0]
+        bitmap ^= low
+        rank += 1
+    out.count = count
     return out
 
 

@@ -359,17 +359,45 @@ class ZarrHAMTStore(StoreMixin, Store):
             raise _missing(exc, key) from exc
 
     # ---------------------------------------------------------------- listing
-    async def _key_index(self) -> KeyIndex | None:
-        """The committed root's key index (built on first use), or ``None``
-        while the HAMT is being written (its keys are still changing)."""
+    async def _listing(
+        self, kind: str, prefix: str, names: Callable[[str], str | None]
+    ) -> AsyncIterator[str]:
+        """Names from one walk over the keys (``names(key)`` is a key's name
+        in the listing, or ``None``), each once, streamed as found.
+
+        On a committed root the walk also keeps what makes the next listing
+        free: the whole key set as a :class:`KeyIndex` while it has at most
+        ``MAX_INDEXED_KEYS`` keys, else this listing's names (both in
+        bounded, process-wide caches). So memory never grows with the key
+        count past that bound: a larger key set streams each new listing
+        from a walk.
+        """
         root = self._committed_root()
-        if root is None:
-            return None
-        cached = _KEY_INDEXES.get(root)
-        if cached is None:
-            cached = KeyIndex([key async for key in self._keys()])
-            _KEY_INDEXES.put(root, cached)
-        return cached
+        if root is not None:
+            index = _KEY_INDEXES.get(root)
+            cached = index.listing(kind, prefix) if index is not None else None
+            if cached is None:
+                cached = _LISTINGS.get((root, kind, prefix))
+            if cached is not None:
+                for name in cached:
+                    yield name
+                return
+        seen: dict[str, None] = {}
+        every: list[str] | None = [] if root is not None else None
+        async for key in self._keys():
+            if every is not None:
+                every.append(key)
+                if len(every) > MAX_INDEXED_KEYS:
+                    every = None
+            name = names(key)
+            if name is not None and name not in seen:
+                seen[name] = None
+                yield name
+        if root is not None:
+            if every is not None:
+                _KEY_INDEXES.put(root, KeyIndex(every))
+            else:
+                _LISTINGS.put((root, kind, prefix), tuple(seen))
 
     async def _keys(self) -> AsyncIterator[str]:
         """The HAMT's keys; a missing node is a ``MissingBlockError``."""
@@ -385,42 +413,36 @@ class ZarrHAMTStore(StoreMixin, Store):
             yield key
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        """Every key starting with ``prefix`` (``""`` lists all).
+        """Every key starting with ``prefix`` (``""`` lists all), streamed
+        from one walk; on a committed root, a repeat is served from memory
+        (listings are kept up to a bound on the names held)."""
 
-        On a committed root, after the first listing, by bisection of an
-        index rather than by walking every key.
-        """
-        index = await self._key_index()
-        if index is not None:
-            for key in index.with_prefix(prefix):
-                yield key
-            return
-        async for key in self._keys():
-            if key.startswith(prefix):
-                yield key
+        def match(key: str) -> str | None:
+            return key if key.startswith(prefix) else None
+
+        async for key in self._listing("prefix", prefix, match):
+            yield key
 
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        """The names directly under ``prefix``, each once.
+        """The names directly under ``prefix``, each once, streamed from one
+        walk over the keys (never holding more than the names found).
 
-        ``"a"`` and ``"a/"`` are the same directory; ``""`` is the root. On a
-        committed root the keys are walked once, into an index shared by
-        every store over that root; later listings read the index.
+        ``"a"`` and ``"a/"`` are the same directory; ``""`` is the root. On
+        a committed root, a repeat is served from memory.
         """
-        index = await self._key_index()
-        if index is not None:
-            for name in index.directory(prefix):
-                yield name
-            return
-        prefix = prefix.rstrip("/")
-        if prefix:
-            prefix += "/"
-        seen: set[str] = set()
-        async for key in self._keys():
-            if key.startswith(prefix):
-                name = key[len(prefix) :].split("/", 1)[0]
-                if name not in seen:
-                    seen.add(name)
-                    yield name
+        folder = prefix.rstrip("/")
+        if folder:
+            folder += "/"
+        cut = len(folder)
+
+        def name_of(key: str) -> str | None:
+            if not key.startswith(folder):
+                return None
+            end = key.find("/", cut)
+            return key[cut:] if end < 0 else key[cut:end]
+
+        async for name in self._listing("dir", folder, name_of):
+            yield name
 
 
 def _missing(exc: BlockNotFoundError, key: str | None) -> MissingBlockError:
@@ -434,6 +456,19 @@ def _missing(exc: BlockNotFoundError, key: str | None) -> MissingBlockError:
     return MissingBlockError(message, exc.block_id, key)
 
 
+MAX_INDEXED_KEYS = 2**18
+"""Key sets up to this size are indexed whole on their first listing."""
+
 # Key indexes by root id, for the 8 most recent roots (count-bounded;
 # process-wide and locked: a root's key set never changes).
 _KEY_INDEXES: LRUCache[object, KeyIndex] = LRUCache(8, count_one)
+
+
+# Completed listings of larger committed roots, by (root, kind, prefix): a root's
+# key set never changes. Bounded by the number of names held in all of
+# them (about 100 bytes each); process-wide and locked.
+def _names_held(names: tuple[str, ...]) -> int:
+    return len(names) + 1
+
+
+_LISTINGS: LRUCache[tuple[object, str, str], tuple[str, ...]] = LRUCache(2**18, _names_held)

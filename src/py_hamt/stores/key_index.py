@@ -36,6 +36,10 @@ class KeyIndex:
             end += 1
         return self.keys[start:end]
 
+    def listing(self, kind: str, prefix: str) -> list[str]:
+        """``with_prefix(prefix)`` for kind ``"prefix"``, else ``directory(prefix)``."""
+        return self.with_prefix(prefix) if kind == "prefix" else self.directory(prefix)
+
     def directory(self, prefix: str) -> list[str]:
         """Names directly under ``prefix`` (``"a"``, ``"a/"`` alike; ``""`` the root)."""
         return list(self.children.get(prefix.rstrip("/"), []))

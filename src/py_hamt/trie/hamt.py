@@ -460,11 +460,11 @@ class HAMT:
         is 1) and ``node_bytes`` (encoded sizes, of changed nodes too).
         Walks every node (see :meth:`keys` for what is checked)."""
         keys = nodes = depth = node_bytes = 0
-        async for node, level, contents in self._walk():
+        async for node, level, contents in self._walk(keys=False):
             nodes += 1
             depth = max(depth, level + 1)
             node_bytes += node.nbytes() if isinstance(node, Node) else _draft_size(node)
-            keys += len(contents.keys)
+            keys += contents.count
         return {"keys": keys, "nodes": nodes, "depth": depth, "node_bytes": node_bytes}
 
     async def keys(self) -> AsyncIterator[str]:
@@ -483,13 +483,16 @@ class HAMT:
     async def len(self) -> int:
         """The number of keys (walks every node, checking it as :meth:`keys` does)."""
         n = 0
-        async for _, _, contents in self._walk():
-            n += len(contents.keys)
+        async for _, _, contents in self._walk(keys=False):
+            n += contents.count
         return n
 
-    async def _walk(self) -> AsyncIterator[tuple[Node | Draft, int, NodeContents]]:
+    async def _walk(
+        self, *, keys: bool = True
+    ) -> AsyncIterator[tuple[Node | Draft, int, NodeContents]]:
         root = await self._get_root()
-        async for item in walk(root, self._loader, self._max_levels(), self._hash_key):
+        levels = self._max_levels()
+        async for item in walk(root, self._loader, levels, self._hash_key, keys=keys):
             yield item
 
     # ---------------------------------------------------------------- writes

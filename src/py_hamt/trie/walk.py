@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-from py_hamt.codec.packed_node import NodeContents, node_contents
+from py_hamt.codec.packed_node import NodeContents, node_contents, node_summary
 from py_hamt.errors import BlockNotFoundError, MalformedNodeError
 from py_hamt.trie.loading import Loader, missing
 from py_hamt.trie.node import Draft, Node
@@ -32,11 +32,17 @@ Tree = Node | Draft
 
 
 async def walk(
-    root: Tree, loader: Loader, levels: int, hash_key: Callable[[bytes], bytes]
+    root: Tree,
+    loader: Loader,
+    levels: int,
+    hash_key: Callable[[bytes], bytes],
+    *,
+    keys: bool = True,
 ) -> AsyncIterator[tuple[Tree, int, NodeContents]]:
     """Every node under ``root`` with its depth (the root is 0) and its
-    decoded contents, depth first in slot order, checked (see the module
-    docstring)."""
+    contents, depth first in slot order, checked (see the module
+    docstring). With ``keys=False`` the contents of a node checked before
+    hold only its links and key count (its keys are not decoded again)."""
     seen: set[bytes] = set()
     if type(root) is Node:
         seen.add(root.raw_id)
@@ -44,9 +50,13 @@ async def walk(
     limit = asyncio.Semaphore(MAX_CONCURRENT_LOADS)
     while stack:
         node, path = stack.pop()
-        contents, drafts = _decode(node)
-        if node.checked != path:
-            check_placement(node, path, contents, hash_key)
+        drafts: list[tuple[int, Tree | bytes]]
+        if not keys and node.checked == path and type(node) is Node:
+            contents, drafts = node_summary(node.bitmap, node.packed, node.offsets), []
+        else:
+            contents, drafts = _decode(node)
+            if node.checked != path:
+                check_placement(node, path, contents, hash_key)
         depth = len(path)
         yield node, depth, contents
         if not contents.links and not drafts:
