@@ -452,17 +452,21 @@ class LocalCAS(ContentAddressedStore):
     async def _store(self, cid: CID, data: bytes) -> None:
         """:meth:`_store_sync`, with the write in a worker thread. A small
         block already here is compared on the event loop, as small reads are
-        (a stat and one small read cost less than a thread hop); a large one
-        is compared in the thread."""
+        (a stat and one small read cost less than a thread hop), and in a
+        batch a small block is written there too (no fsync to wait for); a
+        large one is compared and written in the thread."""
         batch = self._batch()
         if len(data) >= _INLINE_MAX:
             await _in_pool(self._store_sync, cid, data, batch)
             return
         final = self._file(bytes(cid.digest))
-        if not self._present(cid, final, data):
+        if self._present(cid, final, data):
+            if batch is not None and not batch.defer(final, final.parent):
+                await _in_pool(_fsync_paths, (final, final.parent))
+        elif batch is not None:
+            self._write_block(cid, final, data, batch)  # no fsync: cheaper than a hop
+        else:
             await _in_pool(self._write_block, cid, final, data, batch)
-        elif batch is not None and not batch.defer(final, final.parent):
-            await _in_pool(_fsync_paths, (final, final.parent))
 
     async def put(
         self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from zarr.abc.buffer import Buffer, BufferPrototype
@@ -375,12 +375,14 @@ class ZarrHAMTStore(StoreMixin, Store):
         root = self._committed_root()
         if root is not None:
             index = _KEY_INDEXES.get(root)
-            cached = index.listing(kind, prefix) if index is not None else None
+            cached: Sequence[str] | None = (
+                index.listing(kind, prefix) if index is not None else None
+            )
             if cached is None:
                 cached = _LISTINGS.get((root, kind, prefix))
             if cached is not None:
-                for name in cached:
-                    yield name
+                for listed in cached:
+                    yield listed
                 return
         seen: dict[str, None] = {}
         every: list[str] | None = [] if root is not None else None
