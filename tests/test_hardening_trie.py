@@ -639,7 +639,7 @@ def test_codec_and_node_errors_are_py_hamt_errors() -> None:
     ):
         encode_node(entries)
     parent = Draft.empty()
-    parent.slots[0] = Draft.empty()
+    parent.put(0, Draft.empty())
     with pytest.raises(NotCommittedError, match="child is not saved"):
         parent.encode()
     for cls in (InvalidTypeError, MissingBlockError, MalformedNodeError, DecryptionError):

@@ -65,9 +65,10 @@ def test_packed_nodes_hold_exactly_what_the_codec_decodes(
             # Re-encoding the decoded pairs gives the same canonical bytes.
             assert encode_bucket(bucket_pairs(entry)) == entry
     # Thawing and freezing again changes nothing.
-    again, snapshot = Draft.thaw(node).encode()
+    again, frozen = Draft.thaw(node).encode()
     assert again == stored
-    assert Draft.freeze(node.raw_id, snapshot).encode() == stored
+    assert Draft.freeze(node.raw_id, frozen).encode() == stored
+    assert Draft(list(Draft.thaw(node).slots)).encode()[0] == stored
 
 
 def _node(slots: dict[int, Any]) -> bytes:
@@ -132,7 +133,7 @@ async def test_a_bad_bucket_fails_when_it_is_read_and_in_every_walk(
     # Splice the bad bucket in by hand: the encoder would not write it.
     node = Node.decode(stored, None, b"", 4)
     draft = Draft.thaw(node)
-    draft.slots[bad_slot] = bad
+    draft.put(bad_slot, bad)
     root = await cas.save(draft.encode()[0], "dag-cbor")
     ro = await HAMT.build(cas=cas, root_node_id=root, read_only=True, values_are_bytes=True)
     # A lookup reads one bucket: the good one still answers...

@@ -87,7 +87,7 @@ async def write_draft(
     again. The returned version lets the caller make the same check.
     """
     while True:
-        kids = [(slot, e) for slot, e in enumerate(draft.slots) if type(e) is Draft]
+        kids: list[tuple[int, Draft]] = [(slot, draft.slots[slot]) for slot in sorted(draft.kids)]  # type: ignore[misc]
         if kids:
             batch = getattr(cas, "write_batch", None) if is_root else None
             if batch is not None:
@@ -100,7 +100,7 @@ async def write_draft(
                     buf.put(draft, slot, _LINK + node.raw_id)
                     buf.release(kid)
                     cache.put(node.raw_id, node)
-            if any(type(e) is Draft for e in draft.slots):
+            if draft.kids:
                 continue  # a child changed while it was written
         version = draft.version
         data, snapshot = draft.encode()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Iterator
+from itertools import accumulate
 
 from py_hamt.codec.node import NODE_WIDTH
 from py_hamt.codec.packed_node import (
@@ -40,9 +41,11 @@ from py_hamt.codec.packed_node import (
 )
 from py_hamt.errors import NotCommittedError
 
-__all__ = ["Draft", "Node", "Slot", "is_link"]
+__all__ = ["Draft", "Frozen", "Node", "Slot", "is_link"]
 
 Slot = "bytes | Draft | None"
+Frozen = tuple[int, list[bytes]]
+"""A draft's bitmap and non-empty entries, as encoded."""
 
 _OBJECT_SIZES: dict[type, int] = {}
 
@@ -138,27 +141,49 @@ class Node:
 
 
 class Draft:
-    """A node being changed: 256 slots of ``None``, encoded entries or drafts."""
+    """A node being changed: 256 slots of ``None``, encoded entries or drafts.
 
-    __slots__ = ("checked", "held", "slots", "version")
+    ``kids`` is the set of slots holding drafts (changed children), kept by
+    :meth:`put`, so a commit finds them without scanning the slots.
+    """
+
+    __slots__ = ("bitmap", "checked", "held", "kids", "slots", "version")
 
     def __init__(self, slots: list[bytes | Draft | None]) -> None:
         self.slots = slots
         self.version = 0
         self.checked: bytes | None = None
+        self.kids = {i for i, e in enumerate(slots) if type(e) is Draft}
+        self.bitmap = sum(_BIT[i] for i, e in enumerate(slots) if e is not None)
         self.held = _DRAFT_BASE + sum(len(e) + _BYTES_HEADER for e in slots if type(e) is bytes)
 
     @classmethod
     def empty(cls) -> Draft:
-        return cls([None] * NODE_WIDTH)
+        return cls._make([None] * NODE_WIDTH, 0, 0)
+
+    @classmethod
+    def _make(cls, slots: list[bytes | Draft | None], bitmap: int, held: int) -> Draft:
+        draft = cls.__new__(cls)
+        draft.slots = slots
+        draft.version = 0
+        draft.checked = None
+        draft.kids = set()
+        draft.bitmap = bitmap
+        draft.held = _DRAFT_BASE + held
+        return draft
 
     @classmethod
     def thaw(cls, node: Node) -> Draft:
         """A draft holding ``node``'s entries (the node itself is unchanged)."""
         slots: list[bytes | Draft | None] = [None] * NODE_WIDTH
-        for slot, entry in node.entries():
-            slots[slot] = entry
-        draft = cls(slots)
+        bitmap, packed, o = node.bitmap, node.packed, node.offsets
+        rank = 0
+        while bitmap:
+            low = bitmap & -bitmap
+            slots[low.bit_length() - 1] = packed[o[rank] : o[rank + 1]]
+            bitmap ^= low
+            rank += 1
+        draft = cls._make(slots, node.bitmap, len(packed) + rank * _BYTES_HEADER)
         draft.checked = node.checked
         return draft
 
@@ -167,6 +192,14 @@ class Draft:
         old = self.slots[slot]
         self.slots[slot] = value
         self.version += 1
+        if value is None:
+            self.bitmap &= ~_BIT[slot]
+        else:
+            self.bitmap |= _BIT[slot]
+        if type(value) is Draft:
+            self.kids.add(slot)
+        elif type(old) is Draft:
+            self.kids.discard(slot)
         delta = (len(value) + _BYTES_HEADER if type(value) is bytes else 0) - (
             len(old) + _BYTES_HEADER if type(old) is bytes else 0
         )
@@ -179,9 +212,7 @@ class Draft:
         return self.held
 
     def has_links(self) -> bool:
-        return any(
-            isinstance(e, Draft) or (e is not None and e[0] == LINK_HEAD) for e in self.slots
-        )
+        return bool(self.kids) or any(type(e) is bytes and e[0] == LINK_HEAD for e in self.slots)
 
     def key_count(self) -> int:
         """Keys held directly in this draft's buckets."""
@@ -198,32 +229,36 @@ class Draft:
             if e is not None:
                 yield slot, e
 
-    def encode(self) -> tuple[bytes, list[bytes | Draft | None]]:
-        """The encoded node and the slots it was encoded from (a copy);
-        every child must have been written (no draft in a slot)."""
-        snapshot = list(self.slots)
-        parts = [NODE_HEAD]
-        for e in snapshot:
-            if e is None:
-                parts.append(EMPTY_ENTRY)
-            elif type(e) is bytes:
-                parts.append(e)
-            else:
-                raise NotCommittedError("cannot encode a node whose child is not saved")
-        return b"".join(parts), snapshot
+    def encode(self) -> tuple[bytes, Frozen]:
+        """The encoded node, and what :meth:`freeze` needs to make the clean
+        node for exactly that encoding; every child must have been written
+        (no draft in a slot)."""
+        if self.kids:
+            raise NotCommittedError("cannot encode a node whose child is not saved")
+        slots = self.slots
+        bitmap = bits = self.bitmap
+        parts: list[bytes] = []
+        out = [NODE_HEAD]
+        previous = -1
+        while bits:
+            low = bits & -bits
+            slot = low.bit_length() - 1
+            entry: bytes = slots[slot]  # type: ignore[assignment]
+            if slot - previous > 1:
+                out.append(EMPTY_ENTRY * (slot - previous - 1))
+            out.append(entry)
+            parts.append(entry)
+            previous = slot
+            bits ^= low
+        out.append(EMPTY_ENTRY * (NODE_WIDTH - 1 - previous))
+        return b"".join(out), (bitmap, parts)
 
     @staticmethod
-    def freeze(raw_id: bytes, snapshot: list[bytes | Draft | None]) -> Node:
-        """The clean :class:`Node` for slots :meth:`encode` returned."""
-        bitmap = 0
-        parts: list[bytes] = []
-        sizes: list[int] = []
-        for slot, e in enumerate(snapshot):
-            if type(e) is bytes:
-                bitmap |= 1 << slot
-                parts.append(e)
-                sizes.append(len(e))
-        return Node(raw_id, bitmap, b"".join(parts), make_offsets(sizes))
+    def freeze(raw_id: bytes, frozen: Frozen) -> Node:
+        """The clean :class:`Node` for what :meth:`encode` returned."""
+        bitmap, parts = frozen
+        offsets = make_offsets(positions=list(accumulate(map(len, parts), initial=0)))
+        return Node(raw_id, bitmap, b"".join(parts), offsets)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Draft):
@@ -246,3 +281,4 @@ def _object_size(obj: object) -> int:
 
 _BYTES_HEADER = sys.getsizeof(b"")
 _DRAFT_BASE = sys.getsizeof([None] * NODE_WIDTH) + 80
+_BIT = [1 << i for i in range(NODE_WIDTH)]
