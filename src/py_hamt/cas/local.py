@@ -431,7 +431,7 @@ class LocalCAS(ContentAddressedStore):
             if self.fsync and (batch is None or not batch.defer(None, folder.parent)):
                 _fsync_dir(folder.parent)  # the new folder's name
             fd = os.open(temp, flags, 0o644)
-        sync_now = self.fsync and batch is None
+        sync_now = self.fsync
         try:
             try:
                 view = memoryview(data)
@@ -513,7 +513,8 @@ class LocalCAS(ContentAddressedStore):
             return
         final = self._file(bytes(cid.digest))
         if self._present(cid, final, data):
-            pass
+            if batch is not None and not batch.defer(final, final.parent):
+                await _in_pool(_fsync_paths, (final, final.parent))
         elif batch is not None:
             self._write_block(cid, final, data, batch)  # no fsync: cheaper than a hop
         else:

@@ -387,13 +387,19 @@ def node_summary(bitmap: int, packed: bytes, offsets: array[int]) -> NodeContent
 def encode_bucket(pairs: list[Pair]) -> bytes:
     """Encode ``(key bytes, raw id)`` pairs as a canonical bucket (keys
     sorted as DAG-CBOR sorts map keys: shorter first, then bytewise)."""
-    pairs.sort(key=_pair_order)
     n = len(pairs)
+    if n == 1:
+        key, raw = pairs[0]
+        k = len(key)
+        if k < 24:
+            return _ONE_KEY_HEADS[k] + key + raw
+    elif n > 1:
+        pairs.sort(key=_pair_order)
     parts = [bytes((0xA0 + n,)) if n < 24 else b"\xb8" + bytes((n,))]
     for key, raw in pairs:
         k = len(key)
         if k < 24:
-            parts.append(bytes((0x60 + k,)))
+            parts.append(_KEY_HEADS[k])
         elif k < 0x100:
             parts.append(bytes((0x78, k)))
         elif k < 0x10000:
@@ -403,6 +409,10 @@ def encode_bucket(pairs: list[Pair]) -> bytes:
         parts.append(key)
         parts.append(raw)
     return b"".join(parts)
+
+
+_KEY_HEADS: Final = [bytes((0x60 + k,)) for k in range(24)]
+_ONE_KEY_HEADS: Final = [bytes((0xA1, 0x60 + k)) for k in range(24)]
 
 
 def _pair_order(pair: Pair) -> tuple[int, bytes]:
