@@ -431,7 +431,7 @@ class LocalCAS(ContentAddressedStore):
             if self.fsync and (batch is None or not batch.defer(None, folder.parent)):
                 _fsync_dir(folder.parent)  # the new folder's name
             fd = os.open(temp, flags, 0o644)
-        sync_now = self.fsync
+        sync_now = self.fsync and batch is None
         try:
             try:
                 view = memoryview(data)

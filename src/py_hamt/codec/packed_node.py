@@ -45,6 +45,7 @@ __all__ = [
     "LINK_HEAD",
     "NODE_HEAD",
     "NodeContents",
+    "bucket_lookup",
     "bucket_pairs",
     "bucket_size",
     "decode_id",
@@ -299,6 +300,44 @@ def bucket_pairs(entry: bytes) -> list[Pair]:
     if pos != len(entry):
         raise ValueError("a bucket does not end where its entry does")
     return pairs
+
+
+def bucket_lookup(entry: bytes, kb: bytes) -> bytes | None:
+    """The raw id stored under key bytes ``kb`` in one encoded bucket, or
+    ``None`` when the bucket does not hold it.
+
+    The whole bucket is checked as :func:`bucket_pairs` checks it (shape,
+    UTF-8 keys, canonical order, so a repeated key is an error, never a
+    choice between two ids); ``ValueError`` if it is malformed.
+    """
+    b = entry[0]
+    if 0xA1 <= b <= 0xB7:
+        n, pos = b - 0xA0, 1
+    else:
+        n, pos = _length(entry, 1, b & 31)
+    found: bytes | None = None
+    prev = b""
+    for i in range(n):
+        k = entry[pos]
+        if 0x60 <= k < 0x78:
+            klen = k - 0x60
+            pos += 1
+        else:
+            klen, pos = _length(entry, pos + 1, k & 31)
+        key = entry[pos : pos + klen]
+        pos += klen
+        if i and (klen < len(prev) or (klen == len(prev) and key <= prev)):
+            raise ValueError(f"bucket keys out of canonical order or repeated ({key!r})")
+        prev = key
+        end = pos + 2 + entry[pos + 1] if entry[pos] == 0x58 else _skip_id(entry, pos)
+        if key == kb:  # ``kb`` is valid UTF-8, and so is an equal key
+            found = entry[pos:end]
+        else:
+            key.decode("utf-8")  # raises UnicodeDecodeError, a ValueError
+        pos = end
+    if pos != len(entry):
+        raise ValueError("a bucket does not end where its entry does")
+    return found
 
 
 class NodeContents:

@@ -67,7 +67,7 @@ from py_hamt.trie.commit import WriteBuffer, write_draft
 from py_hamt.trie.hashing import HashFn, blake3_hashfn
 from py_hamt.trie.loading import Loader, missing
 from py_hamt.trie.node import Draft, Node
-from py_hamt.trie.passes import Fetch, delete_pass, find_pass, set_pass
+from py_hamt.trie.passes import Fetch, NeedsLoad, delete_pass, find_pass, set_pass
 from py_hamt.trie.walk import walk
 
 __all__ = [
@@ -358,10 +358,13 @@ class HAMT:
                 root = await self._get_root()
             except BlockNotFoundError as exc:
                 raise missing(exc, f"a node on the path of key {key!r}") from exc
-        start = root
-        raw = await self._loader.run(
-            lambda fetch: find_pass(self._root or start, h, kb, key, fetch), key
-        )
+        try:
+            raw = find_pass(root, h, kb, key, self._loader.cached)
+        except NeedsLoad as need:
+            start = root
+            raw = await self._loader.run(
+                lambda fetch: find_pass(self._root or start, h, kb, key, fetch), key, need
+            )
         try:
             return decode_id(raw)
         except (ValueError, IndexError) as exc:

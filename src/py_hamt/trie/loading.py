@@ -138,15 +138,27 @@ class Loader:
         fut.set_result(node)
         return node
 
-    async def run(self, run_pass: Callable[[Callable[[bytes], Node | None]], T], key: str) -> T:
+    async def run(
+        self,
+        run_pass: Callable[[Callable[[bytes], Node | None]], T],
+        key: str,
+        first: NeedsLoad | None = None,
+    ) -> T:
         """Run ``run_pass(fetch)`` until it no longer raises :class:`NeedsLoad`,
         loading what it asked for in between; a missing block names ``key``.
 
         Nodes loaded for the pass are held here until it finishes, so it
-        makes progress even when the cache keeps nothing.
+        makes progress even when the cache keeps nothing. ``first`` is the
+        :class:`NeedsLoad` of a first run the caller made itself.
         """
-        loaded: dict[bytes, Node] = {}
         cached = self.cached
+        wanted = first
+        if wanted is None:
+            try:  # the usual case: everything the pass needs is cached
+                return run_pass(cached)
+            except NeedsLoad as need:
+                wanted = need
+        loaded: dict[bytes, Node] = {}
 
         def fetch(raw_id: bytes) -> Node | None:
             node = loaded.get(raw_id)
@@ -154,12 +166,13 @@ class Loader:
 
         while True:
             try:
+                loaded[wanted.raw_id] = await self.child(wanted.raw_id, wanted.parent, wanted.slot)
+            except BlockNotFoundError as exc:
+                raise missing(exc, f"a node on the path of key {key!r}") from exc
+            try:
                 return run_pass(fetch)
             except NeedsLoad as need:
-                try:
-                    loaded[need.raw_id] = await self.child(need.raw_id, need.parent, need.slot)
-                except BlockNotFoundError as exc:
-                    raise missing(exc, f"a node on the path of key {key!r}") from exc
+                wanted = need
 
     def clear(self) -> None:
         self.cache.clear()

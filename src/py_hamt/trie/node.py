@@ -23,7 +23,9 @@ check, since it only ever finds a key along that key's own hash.
 from __future__ import annotations
 
 import sys
+import threading
 from array import array
+from collections import OrderedDict
 from collections.abc import Iterator
 from itertools import accumulate
 
@@ -41,7 +43,7 @@ from py_hamt.codec.packed_node import (
 )
 from py_hamt.errors import NotCommittedError
 
-__all__ = ["Draft", "Frozen", "Node", "Slot", "is_link"]
+__all__ = ["MAX_VIEWS", "PROMOTE_AFTER", "Draft", "Frozen", "Node", "Slot", "View", "is_link"]
 
 Slot = "bytes | Draft | None"
 Frozen = tuple[int, list[bytes]]
@@ -55,11 +57,29 @@ def is_link(entry: bytes) -> bool:
     return entry[0] == LINK_HEAD
 
 
+View = list["bytes | dict[bytes, bytes] | None"]
+"""A hot node decoded: per slot, a link's raw id, a bucket as
+``{key bytes: raw id}``, or ``None``."""
+
+PROMOTE_AFTER = 4
+"""Lookups through a node's packed form before it gets a decoded view."""
+MAX_VIEWS = 512
+"""Nodes holding a decoded view at once (process-wide, oldest dropped first)."""
+
+
 class Node:
     """A clean node: its raw id (the CBOR encoding of its id, as its parent
-    holds it) and its packed entries. Immutable apart from ``checked``."""
+    holds it) and its packed entries. Immutable apart from ``checked`` and
+    the lookup accelerator (``hits``, ``view``).
 
-    __slots__ = ("bitmap", "checked", "offsets", "packed", "raw_id")
+    A node that lookups keep coming back to (the root, the first levels, a
+    small HAMT's every node) gets a decoded :data:`View` after
+    :data:`PROMOTE_AFTER` lookups, so hot paths skip the byte decoding. At
+    most :data:`MAX_VIEWS` nodes hold one (a few MB at most); the rest of a
+    large trie stays packed.
+    """
+
+    __slots__ = ("bitmap", "checked", "hits", "offsets", "packed", "raw_id", "view")
 
     def __init__(self, raw_id: bytes, bitmap: int, packed: bytes, offsets: array[int]) -> None:
         self.raw_id = raw_id
@@ -67,6 +87,20 @@ class Node:
         self.packed = packed
         self.offsets = offsets
         self.checked: bytes | None = None
+        self.hits = 0
+        self.view: View | None = None
+
+    def promote(self) -> View:
+        """Give this node a decoded view (see the class docstring);
+        ``ValueError`` if a bucket is malformed (then no view is kept)."""
+        view: View = [None] * NODE_WIDTH
+        for slot, entry in self.entries():
+            if entry[0] == LINK_HEAD:
+                view[slot] = entry[1:]
+            else:
+                view[slot] = dict(bucket_pairs(entry))
+        _VIEWS.keep(self, view)
+        return view
 
     @classmethod
     def decode(cls, data: bytes, block_id: object, raw_id: bytes, max_bucket_size: int) -> Node:
@@ -282,3 +316,25 @@ def _object_size(obj: object) -> int:
 _BYTES_HEADER = sys.getsizeof(b"")
 _DRAFT_BASE = sys.getsizeof([None] * NODE_WIDTH) + 80
 _BIT = [1 << i for i in range(NODE_WIDTH)]
+
+
+class _Views:
+    """The nodes holding a decoded view: at most :data:`MAX_VIEWS`, the
+    oldest giving theirs up first. Locked (nodes are shared by threads)."""
+
+    def __init__(self) -> None:
+        self._nodes: OrderedDict[int, Node] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, node: Node, view: View) -> None:
+        with self._lock:
+            if node.view is None:
+                node.view = view
+                self._nodes[id(node)] = node
+            while len(self._nodes) > MAX_VIEWS:
+                _, old = self._nodes.popitem(last=False)
+                old.view = None
+                old.hits = 0
+
+
+_VIEWS = _Views()

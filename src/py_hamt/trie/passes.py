@@ -16,13 +16,21 @@ the memory drafts hold.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from py_hamt import observability
-from py_hamt.codec.packed_node import LINK_HEAD, Pair, bucket_pairs, decode_id, encode_bucket
+from py_hamt.codec.packed_node import (
+    LINK_HEAD,
+    Pair,
+    bucket_lookup,
+    bucket_pairs,
+    decode_id,
+    encode_bucket,
+)
 from py_hamt.errors import HashExhaustedError, KeyNotFoundError, MalformedNodeError, format_id
 from py_hamt.trie.commit import WriteBuffer
-from py_hamt.trie.node import Draft, Node
+from py_hamt.trie.node import PROMOTE_AFTER, Draft, Node
 
 __all__ = [
     "Fetch",
@@ -96,24 +104,62 @@ def find_pass(root: Node | Draft, h: bytes, kb: bytes, key: str, fetch: Fetch) -
                 f"the HAMT is deeper than the {levels}-byte hash allows (looking up {key!r})"
             )
         slot = h[depth]
-        e = node.entry(slot) if type(node) is Node else node.slots[slot]  # type: ignore[union-attr]
-        if e is None:
-            raise KeyNotFoundError(key)
-        if type(e) is Draft:
-            node = e
-        elif e[0] == LINK_HEAD:  # type: ignore[index]
+        e: bytes | Draft | None
+        if type(node) is Node:
+            view = node.view
+            if view is not None:
+                v = view[slot]
+                if v is None:
+                    raise KeyNotFoundError(key)
+                if type(v) is dict:
+                    raw = v.get(kb)
+                    if raw is None:
+                        raise KeyNotFoundError(key)
+                    if observability.ACTIVE:
+                        observability.record("py_hamt.hamt.lookup.depth", depth + 1)
+                    return raw
+                child = fetch(v)  # type: ignore[arg-type]
+                if child is None:
+                    raise NeedsLoad(v, node, slot)  # type: ignore[arg-type]
+                node = child
+                depth += 1
+                continue
+            node.hits += 1
+            if node.hits == PROMOTE_AFTER:
+                # A malformed bucket gets no view: the packed path names it.
+                with contextlib.suppress(ValueError, IndexError):
+                    node.promote()
+            bitmap = node.bitmap
+            if not (bitmap >> slot) & 1:
+                raise KeyNotFoundError(key)
+            rank = (bitmap & ((1 << slot) - 1)).bit_count()
+            o = node.offsets
+            e = node.packed[o[rank] : o[rank + 1]]
+        else:
+            e = node.slots[slot]  # type: ignore[union-attr]
+            if e is None:
+                raise KeyNotFoundError(key)
+            if type(e) is Draft:
+                node = e
+                depth += 1
+                continue
+        if e[0] == LINK_HEAD:  # type: ignore[index]
             child = fetch(e[1:])  # type: ignore[index]
             if child is None:
                 raise NeedsLoad(e[1:], node, slot)  # type: ignore[index]
             node = child
-        else:
-            for k, raw in pairs_of(node, slot, e):  # type: ignore[arg-type]
-                if k == kb:
-                    if observability.ACTIVE:
-                        observability.record("py_hamt.hamt.lookup.depth", depth + 1)
-                    return raw
+            depth += 1
+            continue
+        try:
+            raw = bucket_lookup(e, kb)  # type: ignore[arg-type]
+        except (ValueError, IndexError):
+            pairs_of(node, slot, e)  # type: ignore[arg-type]  # raises, naming the node
+            raise
+        if raw is None:
             raise KeyNotFoundError(key)
-        depth += 1
+        if observability.ACTIVE:
+            observability.record("py_hamt.hamt.lookup.depth", depth + 1)
+        return raw
 
 
 def _child_draft(
