@@ -89,9 +89,8 @@ async def write_draft(
     while True:
         kids: list[tuple[int, Draft]] = [(slot, draft.slots[slot]) for slot in sorted(draft.kids)]  # type: ignore[misc]
         if kids:
-            batch = getattr(cas, "write_batch", None) if is_root else None
-            if batch is not None:
-                async with batch():
+            if is_root:
+                async with cas.write_batch():
                     done = await _write_all(cas, buf, cache, kids)
             else:
                 done = await _write_all(cas, buf, cache, kids)
