@@ -388,3 +388,42 @@ async def test_pickling_needs_a_committed_hamt_and_survives_cids(cid_cas: Any) -
     clone = pickle.loads(pickle.dumps(hamt))
     assert clone.root_node_id == hamt.root_node_id
     assert await clone.get("a") == b"1"
+
+
+async def test_a_commit_writes_nodes_in_one_batch_and_the_root_after_it() -> None:
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    events: list[str] = []
+
+    class Recording(InMemoryCAS):
+        in_batch = False
+
+        def write_batch(self) -> contextlib.AbstractAsyncContextManager[None]:
+            @contextlib.asynccontextmanager
+            async def batch() -> AsyncIterator[None]:
+                events.append("open")
+                Recording.in_batch = True
+                try:
+                    yield
+                finally:
+                    Recording.in_batch = False
+                    events.append("close")
+
+            return batch()
+
+        async def put(self, data: bytes, codec: Any, **kwargs: Any) -> Any:
+            if codec == "dag-cbor":
+                events.append("node in batch" if Recording.in_batch else "node")
+            return await super().put(data, codec, **kwargs)
+
+    cas = Recording()
+    hamt = await HAMT.build(cas=cas, values_are_bytes=True)
+    events.clear()
+    for i in range(2000):
+        await hamt.set(f"k{i}", b"v")
+    await hamt.make_read_only()
+    nodes = (await hamt.stats())["nodes"]
+    assert events[0] == "open"
+    assert events.count("node in batch") == nodes - 1  # every node below the root
+    assert events[-2:] == ["close", "node"]  # the root, once the batch is durable
