@@ -43,7 +43,17 @@ from py_hamt.codec.packed_node import (
 )
 from py_hamt.errors import NotCommittedError
 
-__all__ = ["MAX_VIEWS", "PROMOTE_AFTER", "Draft", "Frozen", "Node", "Slot", "View", "is_link"]
+__all__ = [
+    "MAX_VIEWS",
+    "PROMOTE_AFTER",
+    "VIEW_DEPTH",
+    "Draft",
+    "Frozen",
+    "Node",
+    "Slot",
+    "View",
+    "is_link",
+]
 
 Slot = "bytes | Draft | None"
 Frozen = tuple[int, list[bytes]]
@@ -61,8 +71,16 @@ View = list["bytes | dict[bytes, bytes] | None"]
 """A hot node decoded: per slot, a link's raw id, a bucket as
 ``{key bytes: raw id}``, or ``None``."""
 
-PROMOTE_AFTER = 4
+PROMOTE_AFTER = 8
 """Lookups through a node's packed form before it gets a decoded view."""
+VIEW_DEPTH = 2
+"""Only nodes this close to the root (the root and its children) get views:
+every lookup passes through them, while a leaf of a large trie is seldom
+hit twice, so decoding it whole would be wasted. At most 257 nodes a HAMT."""
+_DEMOTED = -8 * PROMOTE_AFTER
+"""Where a node's count restarts when its view is dropped: a node that lost
+its view to hotter ones needs many more lookups to earn one again, so a
+large trie does not churn views."""
 MAX_VIEWS = 512
 """Nodes holding a decoded view at once (process-wide, oldest dropped first)."""
 
@@ -72,9 +90,9 @@ class Node:
     holds it) and its packed entries. Immutable apart from ``checked`` and
     the lookup accelerator (``hits``, ``view``).
 
-    A node that lookups keep coming back to (the root, the first levels, a
-    small HAMT's every node) gets a decoded :data:`View` after
-    :data:`PROMOTE_AFTER` lookups, so hot paths skip the byte decoding. At
+    A node of the first :data:`VIEW_DEPTH` levels (every node of a small
+    HAMT) gets a decoded :data:`View` after :data:`PROMOTE_AFTER` lookups,
+    so the part of the path every lookup takes skips the byte decoding. At
     most :data:`MAX_VIEWS` nodes hold one (a few MB at most); the rest of a
     large trie stays packed.
     """
@@ -334,7 +352,7 @@ class _Views:
             while len(self._nodes) > MAX_VIEWS:
                 _, old = self._nodes.popitem(last=False)
                 old.view = None
-                old.hits = 0
+                old.hits = _DEMOTED
 
 
 _VIEWS = _Views()

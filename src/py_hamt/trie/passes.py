@@ -30,7 +30,7 @@ from py_hamt.codec.packed_node import (
 )
 from py_hamt.errors import HashExhaustedError, KeyNotFoundError, MalformedNodeError, format_id
 from py_hamt.trie.commit import WriteBuffer
-from py_hamt.trie.node import PROMOTE_AFTER, Draft, Node
+from py_hamt.trie.node import PROMOTE_AFTER, VIEW_DEPTH, Draft, Node
 
 __all__ = [
     "Fetch",
@@ -124,7 +124,8 @@ def find_pass(root: Node | Draft, h: bytes, kb: bytes, key: str, fetch: Fetch) -
                 node = child
                 depth += 1
                 continue
-            node.hits += 1
+            if depth < VIEW_DEPTH:
+                node.hits += 1
             if node.hits == PROMOTE_AFTER:
                 # A malformed bucket gets no view: the packed path names it.
                 with contextlib.suppress(ValueError, IndexError):
