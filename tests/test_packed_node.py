@@ -212,3 +212,35 @@ async def test_walks_load_each_node_once_with_bounded_concurrency() -> None:
     assert await ro.len() == len(items)
     assert cas.loads == nodes - 1  # each node once (the root is held)
     assert 1 < cas.peak <= MAX_CONCURRENT_LOADS  # children load together, within the bound
+
+
+async def test_hot_nodes_near_the_root_get_views_that_answer_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from py_hamt.trie import node as node_module
+
+    monkeypatch.setattr(node_module, "MAX_VIEWS", 3)
+    cas = InMemoryCAS()
+    items = [(f"k{i}", str(i).encode()) for i in range(30_000)]  # depth 3
+    hamt = await build_from(items, cas)
+    ro = await HAMT.build(
+        cas=cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True
+    )
+    for _ in range(2):
+        for k, v in items[:3000]:
+            assert await ro.get(k) == v
+        with pytest.raises(KeyError):
+            await ro.get("absent")
+    root = ro._root
+    assert isinstance(root, Node)
+    assert root.view is not None  # the root earned a view...
+    cached = [n for _, n in ro._loader.cache.snapshot()]
+    with_views = [n for n in cached if n.view is not None]
+    assert 0 < len(with_views) <= 2  # ...and so did children, within the bound (3 in all)
+    deep = {n.raw_id for n in cached} - {
+        e[1:] for _, e in root.entries() if e[0] == 0x81
+    }  # nodes below the root's children
+    assert deep  # this trie has a third level...
+    assert all(n.view is None for n in cached if n.raw_id in deep)  # ...which stays packed
+    for k, v in items[:3000]:  # answers through views and packed nodes agree
+        assert await ro.get(k) == v
