@@ -61,6 +61,7 @@ def syncs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sy
     else:
         monkeypatch.setattr(local, "_SYNCFS", rec.syncfs)
         monkeypatch.setattr(local, "_SYNCFS_MIN", 1)
+        monkeypatch.setattr(local, "_dirty_bytes", lambda: 0)
     return rec
 
 
@@ -283,6 +284,7 @@ async def test_many_paths_take_one_syncfs_few_take_fsyncs(
     rec = Syncs("default")
     monkeypatch.setattr(local, "_timed_fsync", rec.fsync)
     monkeypatch.setattr(local, "_SYNCFS", rec.syncfs)
+    monkeypatch.setattr(local, "_dirty_bytes", lambda: local._SYNCFS_MAX_DIRTY)
     cas = LocalCAS(tmp_path)
     few = await cas.save(blob(0), "raw")  # its folder exists from here on
     rec.clear()
@@ -296,6 +298,29 @@ async def test_many_paths_take_one_syncfs_few_take_fsyncs(
         many = [await cas.save(blob(i), "raw") for i in range(1, local._SYNCFS_MIN)]
     assert rec.events == [("syncfs", ident(tmp_path)[0], 0)]
     assert rec.covers(durable_set(cas, many))
+
+
+@pytest.mark.parametrize("dirty", [local._SYNCFS_MAX_DIRTY + 1, None], ids=["dirty", "unknown"])
+async def test_much_dirty_data_elsewhere_means_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dirty: int | None
+) -> None:
+    """A syncfs would also wait for everything else dirty on the filesystem."""
+    rec = Syncs("default")
+    monkeypatch.setattr(local, "_timed_fsync", rec.fsync)
+    monkeypatch.setattr(local, "_SYNCFS", rec.syncfs)
+    monkeypatch.setattr(local, "_dirty_bytes", lambda: dirty)
+    cas = LocalCAS(tmp_path)
+    async with cas.write_batch():
+        many = [await cas.save(blob(i), "raw") for i in range(2 * local._SYNCFS_MIN)]
+    assert {e[0] for e in rec.events} == {"fsync"}
+    assert rec.covers(durable_set(cas, many))
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").is_file(), reason="reads /proc/meminfo")
+def test_dirty_bytes_are_read_from_meminfo() -> None:
+    dirty = local._dirty_bytes()
+    assert isinstance(dirty, int)
+    assert dirty >= 0
 
 
 async def test_the_default_batch_does_nothing() -> None:
