@@ -567,14 +567,19 @@ class HAMT:
 
     async def _link_value(self, h: bytes, kb: bytes, key: str, raw: bytes) -> None:
         """Put ``key -> raw id`` into the tree."""
-        await self._get_root()
+        if self._root is None:
+            await self._get_root()
         buf, max_bucket, hash_key = self._buffer, self.max_bucket_size, self._hash_key
+        self._check_writable()
+        try:  # the usual case: the path is in memory
+            set_pass(buf, self._draft_root(), h, kb, raw, max_bucket, hash_key, self._loader.cached)
+        except NeedsLoad as need:
 
-        def run(fetch: Fetch) -> None:
-            self._check_writable()
-            set_pass(buf, self._draft_root(), h, kb, raw, max_bucket, hash_key, fetch)
+            def run(fetch: Fetch) -> None:
+                self._check_writable()
+                set_pass(buf, self._draft_root(), h, kb, raw, max_bucket, hash_key, fetch)
 
-        await self._loader.run(run, key)
+            await self._loader.run(run, key, need)
         if buf.nbytes > self.max_buffer_bytes:
             await self._keep_buffer_bounded()
 
