@@ -27,7 +27,17 @@ from py_hamt.errors import (
     one_line,
 )
 
-__all__ = ["NODE_WIDTH", "Bucket", "Entry", "Link", "decode_node", "encode_id", "encode_node"]
+__all__ = [
+    "NODE_WIDTH",
+    "Bucket",
+    "Entry",
+    "Link",
+    "decode_node",
+    "encode_id",
+    "encode_node",
+    "oversized_bucket",
+    "read_length",
+]
 
 NODE_WIDTH: Final = 256
 
@@ -122,7 +132,9 @@ class _Fallback(Exception):
     """The fast decoder met a valid-looking shape it does not handle."""
 
 
-def _read_len(data: bytes, pos: int, info: int) -> tuple[int, int]:
+def read_length(data: bytes, pos: int, info: int) -> tuple[int, int]:
+    """The argument of a CBOR head whose additional info is ``info``, read
+    from ``pos`` (just past the head byte), and the position after it."""
     if info < 24:
         return info, pos
     if info == 24:
@@ -144,7 +156,7 @@ def _read_id(data: bytes, pos: int) -> tuple[Id, int]:
             raise ValueError("byte string runs past the end of the block")
         return data[pos + 2 : end], end
     if b >> 5 == 2:  # byte string
-        n, pos = _read_len(data, pos + 1, b & 31)
+        n, pos = read_length(data, pos + 1, b & 31)
         end = pos + n
         if end > len(data):
             raise ValueError("byte string runs past the end of the block")
@@ -153,7 +165,7 @@ def _read_id(data: bytes, pos: int) -> tuple[Id, int]:
         b = data[pos + 2]
         if b >> 5 != 2:
             raise ValueError(f"tag 42 must wrap a byte string (byte {pos + 2})")
-        n, p = _read_len(data, pos + 3, b & 31)
+        n, p = read_length(data, pos + 3, b & 31)
         end = p + n
         if end > len(data) or n < 2 or data[p] != 0:
             raise ValueError(f"malformed CID under tag 42 at byte {pos}")
@@ -174,7 +186,7 @@ def _duplicate_link(slot: int, block_id: Id, first: int) -> ValueError:
     )
 
 
-def _oversized(slot: int, n: int, max_bucket_size: int) -> ValueError:
+def oversized_bucket(slot: int, n: int, max_bucket_size: int) -> ValueError:
     return ValueError(
         f"the bucket in slot {slot} holds {n} keys, more than max_bucket_size="
         f"{max_bucket_size} (a HAMT written with a larger max_bucket_size must be "
@@ -216,11 +228,11 @@ def _decode_fast(data: bytes, max_bucket_size: int | None) -> list[Entry]:
         if 0xA1 <= b <= 0xB7:
             n = b - 0xA0
         elif b >> 5 == 5:
-            n, pos = _read_len(data, pos, b & 31)
+            n, pos = read_length(data, pos, b & 31)
         else:
             raise ValueError(f"entry {i - 1} is neither a map nor a one-element array")
         if max_bucket_size is not None and n > max_bucket_size:
-            raise _oversized(i - 1, n, max_bucket_size)
+            raise oversized_bucket(i - 1, n, max_bucket_size)
         if n == 0:  # a non-minimal head for an empty map: still an empty slot
             append(None)
             continue
@@ -232,7 +244,7 @@ def _decode_fast(data: bytes, max_bucket_size: int | None) -> list[Entry]:
                 klen = kb - 0x60
                 pos += 1
             elif kb >> 5 == 3:
-                klen, pos = _read_len(data, pos + 1, kb & 31)
+                klen, pos = read_length(data, pos + 1, kb & 31)
             else:
                 raise ValueError(f"bucket key at byte {pos} is not a text string")
             end = pos + klen
@@ -268,7 +280,7 @@ def _decode_generic(data: bytes, max_bucket_size: int | None) -> list[Entry]:
             if any(v is None or isinstance(v, (dict, list)) for v in e.values()):
                 raise ValueError(f"bucket in entry {i} holds a value that is not an id")
             if max_bucket_size is not None and len(e) > max_bucket_size:
-                raise _oversized(i, len(e), max_bucket_size)
+                raise oversized_bucket(i, len(e), max_bucket_size)
             entries.append(dict(e) if e else None)
         elif (
             isinstance(e, list)

@@ -37,7 +37,7 @@ import dag_cbor
 
 from py_hamt.codec import dagcbor
 from py_hamt.codec.cids import cid_from_bytes
-from py_hamt.codec.node import NODE_WIDTH, decode_node, encode_id
+from py_hamt.codec.node import NODE_WIDTH, decode_node, encode_id, oversized_bucket, read_length
 from py_hamt.errors import MalformedNodeError, format_id, one_line
 
 __all__ = [
@@ -70,22 +70,6 @@ class _Fallback(Exception):
     """The fast scanner met a valid-looking shape it does not handle."""
 
 
-def _length(data: bytes, pos: int, info: int) -> tuple[int, int]:
-    """The argument of a CBOR head whose additional info is ``info``, read
-    from ``pos`` (just past the head byte); and the position after it."""
-    if info < 24:
-        return info, pos
-    if info == 24:
-        return data[pos], pos + 1
-    if info == 25:
-        return int.from_bytes(data[pos : pos + 2], "big"), pos + 2
-    if info == 26:
-        return int.from_bytes(data[pos : pos + 4], "big"), pos + 4
-    if info == 27:
-        return int.from_bytes(data[pos : pos + 8], "big"), pos + 8
-    raise ValueError(f"unsupported CBOR length encoding {info} at byte {pos - 1}")
-
-
 def _skip_id(data: bytes, pos: int) -> int:
     """The end of the id that starts at ``pos``: a byte string, a CID under
     tag 42, or (ids of other stores) an integer, a text string or a float;
@@ -100,28 +84,20 @@ def _skip_id(data: bytes, pos: int) -> int:
         b = data[pos + 2]
         if b >> 5 != 2:
             raise ValueError(f"tag 42 must wrap a byte string (byte {pos + 2})")
-        n, p = _length(data, pos + 3, b & 31)
+        n, p = read_length(data, pos + 3, b & 31)
         if n < 2 or data[p] != 0:
             raise ValueError(f"malformed CID under tag 42 at byte {pos}")
         return p + n
     if major == 2 or major == 3:
-        n, p = _length(data, pos + 1, b & 31)
+        n, p = read_length(data, pos + 1, b & 31)
         return p + n
     if major <= 1:
-        return _length(data, pos + 1, b & 31)[1]
+        return read_length(data, pos + 1, b & 31)[1]
     if b == 0xFB:
         return pos + 9
     if b in (0xF4, 0xF5):
         return pos + 1
     raise _Fallback
-
-
-def _oversized(slot: int, n: int, max_bucket_size: int) -> ValueError:
-    return ValueError(
-        f"the bucket in slot {slot} holds {n} keys, more than max_bucket_size="
-        f"{max_bucket_size} (a HAMT written with a larger max_bucket_size must be "
-        "opened with it)"
-    )
 
 
 def _duplicate_link(slot: int, raw_id: bytes, first: int) -> ValueError:
@@ -176,11 +152,11 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, array[int
             if 0xA1 <= b <= 0xB7:
                 n, pos = b - 0xA0, pos + 1
             elif b >> 5 == 5:
-                n, pos = _length(data, pos + 1, b & 31)
+                n, pos = read_length(data, pos + 1, b & 31)
             else:
                 raise ValueError(f"entry {i} is neither a map nor a one-element array")
             if n > max_bucket_size:
-                raise _oversized(i, n, max_bucket_size)
+                raise oversized_bucket(i, n, max_bucket_size)
             if n == 0:  # a non-minimal head for an empty map: an empty slot
                 i += 1
                 continue
@@ -189,7 +165,7 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, array[int
                 if 0x60 <= kb < 0x78:
                     pos += 1 + kb - 0x60
                 elif kb >> 5 == 3:
-                    klen, p = _length(data, pos + 1, kb & 31)
+                    klen, p = read_length(data, pos + 1, kb & 31)
                     pos = p + klen
                 else:
                     raise ValueError(f"bucket key at byte {pos} is not a text string")
@@ -264,7 +240,38 @@ def bucket_size(entry: bytes) -> int:
     b = entry[0]
     if 0xA1 <= b <= 0xB7:
         return b - 0xA0
-    return _length(entry, 1, b & 31)[0]
+    return read_length(entry, 1, b & 31)[0]
+
+
+def _bucket(data: bytes, start: int, end: int) -> list[Pair]:
+    """The ``(key bytes, raw id)`` pairs of the bucket ``data[start:end]``,
+    its shape and key order checked (not the keys' text: callers decode
+    them); ``ValueError`` if it is malformed."""
+    b = data[start]
+    if 0xA1 <= b <= 0xB7:
+        n, pos = b - 0xA0, start + 1
+    else:
+        n, pos = read_length(data, start + 1, b & 31)
+    pairs: list[Pair] = []
+    prev = b""
+    for _ in range(n):
+        k = data[pos]
+        if 0x60 <= k < 0x78:
+            klen = k - 0x60
+            pos += 1
+        else:
+            klen, pos = read_length(data, pos + 1, k & 31)
+        key = data[pos : pos + klen]
+        pos += klen
+        if pairs and (klen < len(prev) or (klen == len(prev) and key <= prev)):
+            raise ValueError(f"bucket keys out of canonical order or repeated ({key!r})")
+        prev = key
+        id_end = pos + 2 + data[pos + 1] if data[pos] == 0x58 else _skip_id(data, pos)
+        pairs.append((key, data[pos:id_end]))
+        pos = id_end
+    if pos != end:
+        raise ValueError("a bucket does not end where its entry does")
+    return pairs
 
 
 def bucket_pairs(entry: bytes) -> list[Pair]:
@@ -274,31 +281,9 @@ def bucket_pairs(entry: bytes) -> list[Pair]:
     canonical order (or repeat), or the bucket does not end where it should;
     the caller names the node.
     """
-    b = entry[0]
-    if 0xA1 <= b <= 0xB7:
-        n, pos = b - 0xA0, 1
-    else:
-        n, pos = _length(entry, 1, b & 31)
-    pairs: list[Pair] = []
-    prev = b""
-    for _ in range(n):
-        kb = entry[pos]
-        if 0x60 <= kb < 0x78:
-            klen = kb - 0x60
-            pos += 1
-        else:
-            klen, pos = _length(entry, pos + 1, kb & 31)
-        key = entry[pos : pos + klen]
-        pos += klen
-        if pairs and (klen < len(prev) or (klen == len(prev) and key <= prev)):
-            raise ValueError(f"bucket keys out of canonical order or repeated ({key!r})")
+    pairs = _bucket(entry, 0, len(entry))
+    for key, _ in pairs:
         key.decode("utf-8")  # raises UnicodeDecodeError, a ValueError
-        prev = key
-        end = pos + 2 + entry[pos + 1] if entry[pos] == 0x58 else _skip_id(entry, pos)
-        pairs.append((key, entry[pos:end]))
-        pos = end
-    if pos != len(entry):
-        raise ValueError("a bucket does not end where its entry does")
     return pairs
 
 
@@ -310,33 +295,12 @@ def bucket_lookup(entry: bytes, kb: bytes) -> bytes | None:
     UTF-8 keys, canonical order, so a repeated key is an error, never a
     choice between two ids); ``ValueError`` if it is malformed.
     """
-    b = entry[0]
-    if 0xA1 <= b <= 0xB7:
-        n, pos = b - 0xA0, 1
-    else:
-        n, pos = _length(entry, 1, b & 31)
     found: bytes | None = None
-    prev = b""
-    for i in range(n):
-        k = entry[pos]
-        if 0x60 <= k < 0x78:
-            klen = k - 0x60
-            pos += 1
-        else:
-            klen, pos = _length(entry, pos + 1, k & 31)
-        key = entry[pos : pos + klen]
-        pos += klen
-        if i and (klen < len(prev) or (klen == len(prev) and key <= prev)):
-            raise ValueError(f"bucket keys out of canonical order or repeated ({key!r})")
-        prev = key
-        end = pos + 2 + entry[pos + 1] if entry[pos] == 0x58 else _skip_id(entry, pos)
+    for key, raw in _bucket(entry, 0, len(entry)):
         if key == kb:  # ``kb`` is valid UTF-8, and so is an equal key
-            found = entry[pos:end]
+            found = raw
         else:
             key.decode("utf-8")  # raises UnicodeDecodeError, a ValueError
-        pos = end
-    if pos != len(entry):
-        raise ValueError("a bucket does not end where its entry does")
     return found
 
 
@@ -360,31 +324,12 @@ class NodeContents:
         if b == LINK_HEAD:
             self.links.append((slot, data[start + 1 : end]))
             return
-        if 0xA1 <= b <= 0xB7:
-            n, pos = b - 0xA0, start + 1
-        else:
-            n, pos = _length(data, start + 1, b & 31)
-        slots, kbs, texts = self.key_slots, self.key_bytes, self.keys
-        prev = b""
-        for i in range(n):
-            kb = data[pos]
-            if 0x60 <= kb < 0x78:
-                klen = kb - 0x60
-                pos += 1
-            else:
-                klen, pos = _length(data, pos + 1, kb & 31)
-            key = data[pos : pos + klen]
-            pos += klen
-            if i and (klen < len(prev) or (klen == len(prev) and key <= prev)):
-                raise ValueError(f"bucket keys out of canonical order or repeated ({key!r})")
-            prev = key
-            texts.append(key.decode("utf-8"))
-            kbs.append(key)
-            slots.append(slot)
-            pos = pos + 2 + data[pos + 1] if data[pos] == 0x58 else _skip_id(data, pos)
-        if pos != end:
-            raise ValueError(f"the bucket in slot {slot} does not end where its entry does")
-        self.count += n
+        pairs = _bucket(data, start, end)
+        for key, _ in pairs:
+            self.keys.append(key.decode("utf-8"))
+            self.key_bytes.append(key)
+            self.key_slots.append(slot)
+        self.count += len(pairs)
 
 
 def node_contents(bitmap: int, packed: bytes, offsets: array[int]) -> NodeContents:
@@ -416,7 +361,7 @@ def node_summary(bitmap: int, packed: bytes, offsets: array[int]) -> NodeContent
         elif 0xA1 <= b <= 0xB7:
             count += b - 0xA0
         else:
-            count += _length(packed, start + 1, b & 31)[0]
+            count += read_length(packed, start + 1, b & 31)[0]
         bitmap ^= low
         rank += 1
     out.count = count
@@ -468,7 +413,7 @@ def decode_id(raw: bytes) -> object:
     if b == 0x58 and len(raw) == 2 + raw[1]:
         return raw[2:]
     if b == 0xD8 and raw[1] == 42:
-        n, p = _length(raw, 3, raw[2] & 31)
+        n, p = read_length(raw, 3, raw[2] & 31)
         if p + n != len(raw) or raw[2] >> 5 != 2 or n < 2 or raw[p] != 0:
             raise ValueError(f"malformed CID under tag 42: {raw.hex()}")
         return cid_from_bytes(raw[p + 1 :])

@@ -50,21 +50,13 @@ __all__ = [
     "Draft",
     "Frozen",
     "Node",
-    "Slot",
     "View",
-    "is_link",
 ]
 
-Slot = "bytes | Draft | None"
 Frozen = tuple[int, list[bytes]]
 """A draft's bitmap and non-empty entries, as encoded."""
 
 _OBJECT_SIZES: dict[type, int] = {}
-
-
-def is_link(entry: bytes) -> bool:
-    """Whether an encoded entry is a link (else it is a bucket)."""
-    return entry[0] == LINK_HEAD
 
 
 View = list["bytes | dict[bytes, bytes] | None"]
@@ -275,11 +267,6 @@ class Draft:
         return [
             p for e in self.slots if type(e) is bytes and e[0] != LINK_HEAD for p in bucket_pairs(e)
         ]
-
-    def entries(self) -> Iterator[tuple[int, bytes | Draft]]:
-        for slot, e in enumerate(self.slots):
-            if e is not None:
-                yield slot, e
 
     def encode(self) -> tuple[bytes, Frozen]:
         """The encoded node, and what :meth:`freeze` needs to make the clean
