@@ -111,6 +111,50 @@ def test_threads_share_a_read_only_hamt() -> None:
     assert shared._loader.cache.nbytes <= 200_000
 
 
+
+def test_threads_loading_the_same_nodes_uncached() -> None:
+    """Regression: with nothing cached, every thread loads the same nodes
+    at the same moments. The in-flight table was shared across threads and
+    a load's cleanup could delete another thread's entry (a KeyError naming
+    the node id): about one pass in three failed with a tiny switch interval."""
+    cas = InMemoryCAS()
+    hamt = asyncio.run(build_from([(k, k.encode()) for k in KEYS], cas))
+    shared = asyncio.run(
+        HAMT.build(
+            cas=cas,
+            root_node_id=hamt.root_node_id,
+            read_only=True,
+            values_are_bytes=True,
+            max_cache_bytes=0,
+        )
+    )
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        async def go() -> None:
+            for _ in range(3):
+                for k in KEYS:
+                    assert await shared.get(k) == k.encode()
+
+        try:
+            asyncio.run(go())
+        except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=reader) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors
+    assert not shared._loader._inflight  # every load cleaned up after itself
+
+
 READER = textwrap.dedent(
     """
     import asyncio, sys

@@ -47,7 +47,9 @@ class Loader:
         self.cas = cas
         self.max_bucket_size = max_bucket_size
         self.cache = NodeCache(max_cache_bytes)
-        self._inflight: dict[bytes, tuple[asyncio.AbstractEventLoop, asyncio.Future[Node]]] = {}
+        # Keyed by (loop, id): a loop runs on one thread, so threads sharing a
+        # read-only HAMT never touch one another's entries.
+        self._inflight: dict[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Node]] = {}
 
     def cached(self, raw_id: bytes) -> Node | None:
         """The cached node, or ``None``; counts a hit when observed."""
@@ -99,16 +101,17 @@ class Loader:
 
     async def _load(self, raw_id: bytes, block_id: Any) -> Node:
         loop = asyncio.get_running_loop()
-        pending = self._inflight.get(raw_id)
-        if pending is not None and pending[0] is loop:
+        slot = (loop, raw_id)
+        pending = self._inflight.get(slot)
+        if pending is not None:
             try:
-                return await asyncio.shield(pending[1])
+                return await asyncio.shield(pending)
             except asyncio.CancelledError:
-                if not pending[1].cancelled():
+                if not pending.cancelled():
                     raise
                 # The loader was cancelled, not us: load it ourselves.
         fut: asyncio.Future[Node] = loop.create_future()
-        self._inflight[raw_id] = (loop, fut)
+        self._inflight[slot] = fut
         try:
             start = time.perf_counter() if observability.ACTIVE else 0.0
             try:
@@ -133,8 +136,8 @@ class Loader:
             fut.exception()  # retrieved: waiters re-raise it themselves
             raise
         finally:
-            if self._inflight.get(raw_id, (None, None))[1] is fut:
-                del self._inflight[raw_id]
+            if self._inflight.get(slot) is fut:
+                del self._inflight[slot]
         fut.set_result(node)
         return node
 
