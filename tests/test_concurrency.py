@@ -111,7 +111,6 @@ def test_threads_share_a_read_only_hamt() -> None:
     assert shared._loader.cache.nbytes <= 200_000
 
 
-
 def test_threads_loading_the_same_nodes_uncached() -> None:
     """Regression: with nothing cached, every thread loads the same nodes
     at the same moments. The in-flight table was shared across threads and
