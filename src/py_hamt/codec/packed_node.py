@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from array import array
+from collections.abc import Callable
 from typing import Final
 
 import dag_cbor
@@ -43,6 +44,7 @@ from py_hamt.errors import MalformedNodeError, format_id, one_line
 __all__ = [
     "EMPTY_ENTRY",
     "LINK_HEAD",
+    "Misplaced",
     "NODE_HEAD",
     "NodeContents",
     "bucket_lookup",
@@ -304,44 +306,104 @@ def bucket_lookup(entry: bytes, kb: bytes) -> bytes | None:
     return found
 
 
+class Misplaced(ValueError):
+    """A bucket key whose hash does not lead to the slot that holds it, so a
+    lookup could never find it."""
+
+    def __init__(self, key: str, slot: int, place: bytes, hashed: bytes) -> None:
+        depth = len(place) - 1
+        super().__init__(
+            f"holds key {key!r} in slot {slot} at depth {depth}, "
+            f"where its hash does not place it (path {list(place)}, hash "
+            f"{list(hashed[: depth + 1])})"
+        )
+
+
 class NodeContents:
     """A node's links and bucket keys, decoded in one pass (for walks)."""
 
-    __slots__ = ("count", "key_bytes", "key_slots", "keys", "links")
+    __slots__ = ("count", "keys", "links")
 
     def __init__(self) -> None:
         self.links: list[tuple[int, bytes]] = []  # (slot, raw id)
-        self.key_slots: list[int] = []
-        self.key_bytes: list[bytes] = []
         self.keys: list[str] = []
         self.count = 0  # bucket keys (also when only counted, not decoded)
 
-    def add_entry(self, slot: int, data: bytes, start: int, end: int) -> None:
-        """Decode the entry ``data[start:end]`` (a link or a bucket) into
-        this; ``ValueError`` if a bucket's keys are not UTF-8 text in
-        canonical order."""
-        b = data[start]
-        if b == LINK_HEAD:
+    def add_entry(
+        self,
+        slot: int,
+        data: bytes,
+        start: int,
+        end: int,
+        path: bytes,
+        hash_fn: Callable[[bytes], bytes] | None,
+    ) -> None:
+        """Decode the entry ``data[start:end]`` (a link or a bucket) of the
+        node reached by ``path`` into this (see :func:`node_contents`)."""
+        if data[start] == LINK_HEAD:
             self.links.append((slot, data[start + 1 : end]))
-            return
-        pairs = _bucket(data, start, end)
+        else:
+            self.count += _bucket_keys(self.keys, slot, data, start, end, path, hash_fn)
+
+
+def _bucket_keys(
+    out: list[str],
+    slot: int,
+    data: bytes,
+    start: int,
+    end: int,
+    path: bytes,
+    hash_fn: Callable[[bytes], bytes] | None,
+) -> int:
+    """Append the keys of the bucket ``data[start:end]`` (in ``slot`` of the
+    node reached by ``path``) to ``out`` as text; with ``hash_fn``, check
+    that each key's hash starts with ``path`` and ``slot``. Returns how many."""
+    pairs = _bucket(data, start, end)
+    if hash_fn is None:
         for key, _ in pairs:
-            self.keys.append(key.decode("utf-8"))
-            self.key_bytes.append(key)
-            self.key_slots.append(slot)
-        self.count += len(pairs)
+            out.append(key.decode("utf-8"))
+    else:
+        place = path + bytes((slot,))
+        for key, _ in pairs:
+            text = key.decode("utf-8")
+            hashed = hash_fn(key)
+            if not hashed.startswith(place):
+                raise Misplaced(text, slot, place, hashed)
+            out.append(text)
+    return len(pairs)
 
 
-def node_contents(bitmap: int, packed: bytes, offsets: array[int]) -> NodeContents:
-    """Every link and bucket key of a packed node, in slot order."""
+def node_contents(
+    bitmap: int,
+    packed: bytes,
+    offsets: array[int],
+    path: bytes = b"",
+    hash_fn: Callable[[bytes], bytes] | None = None,
+) -> NodeContents:
+    """Every link and bucket key of a packed node, in slot order.
+
+    With ``hash_fn``, every key is checked against its hash: it must start
+    with ``path`` (the slots from the root to this node) and the key's slot,
+    else :class:`Misplaced`. ``ValueError`` also for a bucket whose keys are
+    not UTF-8 text in canonical order.
+    """
     out = NodeContents()
-    add = out.add_entry
+    links = out.links
+    keys = out.keys
+    count = 0
     rank = 0
     while bitmap:
         low = bitmap & -bitmap
-        add(low.bit_length() - 1, packed, offsets[rank], offsets[rank + 1])
         bitmap ^= low
+        start = offsets[rank]
         rank += 1
+        if packed[start] == LINK_HEAD:
+            links.append((low.bit_length() - 1, packed[start + 1 : offsets[rank]]))
+        else:
+            count += _bucket_keys(
+                keys, low.bit_length() - 1, packed, start, offsets[rank], path, hash_fn
+            )
+    out.count = count
     return out
 
 

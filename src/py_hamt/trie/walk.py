@@ -9,8 +9,9 @@ path it is on: at most 256 children per level, never the whole trie.
 Hostile or damaged input stays bounded too: each block is visited at most
 once (in a HAMT every node has one parent, so a second link to a block is
 malformed), never deeper than the hash allows, and each node's bucket keys
-are checked against their hashes (:func:`check_placement`) before the node
-is yielded, so ``keys()`` never lists a key that ``get()`` cannot find.
+are checked against their hashes (one hash per key, once per node: walks
+pay it, lookups never do) before the node is yielded, so ``keys()`` never
+lists a key that ``get()`` cannot find.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-from py_hamt.codec.packed_node import NodeContents, node_contents, node_summary
+from py_hamt.codec.packed_node import Misplaced, NodeContents, node_contents, node_summary
 from py_hamt.errors import BlockNotFoundError, MalformedNodeError
 from py_hamt.trie.loading import Loader, missing
 from py_hamt.trie.node import Draft, Node
 from py_hamt.trie.passes import node_id, node_name, raw_name, raw_to_id
 
-__all__ = ["MAX_CONCURRENT_LOADS", "check_placement", "walk"]
+__all__ = ["MAX_CONCURRENT_LOADS", "walk"]
 
 MAX_CONCURRENT_LOADS = 32
 
@@ -54,9 +55,8 @@ async def walk(
         if not keys and node.checked == path and type(node) is Node:
             contents, drafts = node_summary(node.bitmap, node.packed, node.offsets), []
         else:
-            contents, drafts = _decode(node)
-            if node.checked != path:
-                check_placement(node, path, contents, hash_key)
+            contents, drafts = _decode(node, path, None if node.checked == path else hash_key)
+            node.checked = path
         depth = len(path)
         yield node, depth, contents
         if not contents.links and not drafts:
@@ -92,19 +92,24 @@ def _slot_of(child: tuple[int, object]) -> int:
     return child[0]
 
 
-def _decode(node: Tree) -> tuple[NodeContents, list[tuple[int, Tree | bytes]]]:
-    """A node's contents, and (for a draft) its draft children."""
+def _decode(
+    node: Tree, path: bytes, hash_key: Callable[[bytes], bytes] | None
+) -> tuple[NodeContents, list[tuple[int, Tree | bytes]]]:
+    """A node's contents (keys checked against ``hash_key`` unless it is
+    ``None``), and (for a draft) its draft children."""
     try:
         if type(node) is Node:
-            return node_contents(node.bitmap, node.packed, node.offsets), []
+            return node_contents(node.bitmap, node.packed, node.offsets, path, hash_key), []
         contents = NodeContents()
         drafts: list[tuple[int, Tree | bytes]] = []
         for slot, e in enumerate(node.slots):  # type: ignore[union-attr]
             if type(e) is bytes:
-                contents.add_entry(slot, e, 0, len(e))
+                contents.add_entry(slot, e, 0, len(e), path, hash_key)
             elif e is not None:
                 drafts.append((slot, e))
         return contents, drafts
+    except Misplaced as exc:
+        raise MalformedNodeError(f"node {node_name(node)} {exc}", node_id(node)) from exc
     except (ValueError, IndexError) as exc:
         raise MalformedNodeError(
             f"node {node_name(node)} is not a valid HAMT node: {exc}", node_id(node)
@@ -126,23 +131,3 @@ async def _load_children(
         return {slot: await one(slot, raw)}
     nodes = await asyncio.gather(*(one(slot, raw) for slot, raw in wanted))
     return {slot: n for (slot, _), n in zip(wanted, nodes, strict=True)}
-
-
-def check_placement(
-    node: Tree, path: bytes, contents: NodeContents, hash_key: Callable[[bytes], bytes]
-) -> None:
-    """Check that every bucket key in ``node``, reached by ``path``, hashes
-    to that path and its slot; remember the path once it holds. One hash
-    per key, once per node: walks pay it, lookups never do."""
-    depth = len(path)
-    for slot, key in zip(contents.key_slots, contents.key_bytes, strict=True):
-        h = hash_key(key)
-        if len(h) <= depth or h[depth] != slot or not h.startswith(path):
-            place = path + bytes((slot,))
-            raise MalformedNodeError(
-                f"node {node_name(node)} holds key {key.decode('utf-8')!r} in slot {slot} at "
-                f"depth {depth}, where its hash does not place it (path {list(place)}, hash "
-                f"{list(h[: depth + 1])})",
-                node_id(node),
-            )
-    node.checked = path
