@@ -244,3 +244,24 @@ async def test_hot_nodes_near_the_root_get_views_that_answer_the_same(
     assert all(n.view is None for n in cached if n.raw_id in deep)  # ...which stays packed
     for k, v in items[:3000]:  # answers through views and packed nodes agree
         assert await ro.get(k) == v
+
+
+async def test_nodes_of_64_kib_and_more_use_wide_offsets() -> None:
+    # Long keys: the root's packed entries pass 64 KiB, so its offsets are
+    # uint32; every lookup and walk must still find every key.
+    items = [(f"{i:04d}/" + "k" * 300, str(i).encode()) for i in range(500)]
+    cas = InMemoryCAS()
+    hamt = await build_from(items, cas)
+    ro = await HAMT.build(
+        cas=cas, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True
+    )
+    root = await ro._get_root()
+    assert isinstance(root, Node)
+    assert len(root.packed) >= 0x10000
+    assert len(root.offsets) == 4 * (root.used() + 1)
+    assert Node.decode(root.encode(), root.id, root.raw_id, 4).encode() == root.encode()
+    for key, value in items:
+        assert await ro.get(key) == value
+    assert sorted([k async for k in ro.keys()]) == sorted(k for k, _ in items)
+    thawed = Draft.thaw(root)
+    assert [e for e in thawed.slots if e is not None] == [e for _, e in root.entries()]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from itertools import accumulate
@@ -38,7 +37,9 @@ from py_hamt.codec.packed_node import (
     bucket_pairs,
     bucket_size,
     decode_id,
+    entry_at,
     make_offsets,
+    positions,
     scan_node,
 )
 from py_hamt.errors import NotCommittedError
@@ -91,7 +92,7 @@ class Node:
 
     __slots__ = ("bitmap", "checked", "hits", "offsets", "packed", "raw_id", "view")
 
-    def __init__(self, raw_id: bytes, bitmap: int, packed: bytes, offsets: array[int]) -> None:
+    def __init__(self, raw_id: bytes, bitmap: int, packed: bytes, offsets: bytes) -> None:
         self.raw_id = raw_id
         self.bitmap = bitmap
         self.packed = packed
@@ -128,14 +129,13 @@ class Node:
         bitmap = self.bitmap
         if not (bitmap >> slot) & 1:
             return None
-        rank = (bitmap & ((1 << slot) - 1)).bit_count()
-        o = self.offsets
-        return self.packed[o[rank] : o[rank + 1]]
+        return entry_at(self.packed, self.offsets, (bitmap & ((1 << slot) - 1)).bit_count())
 
     def entries(self) -> Iterator[tuple[int, bytes]]:
         """``(slot, encoded entry)`` for every non-empty slot, in slot order."""
         bitmap = self.bitmap
-        packed, o = self.packed, self.offsets
+        packed = self.packed
+        o = positions(packed, self.offsets)
         rank = 0
         while bitmap:
             low = bitmap & -bitmap
@@ -220,7 +220,8 @@ class Draft:
     def thaw(cls, node: Node) -> Draft:
         """A draft holding ``node``'s entries (the node itself is unchanged)."""
         slots: list[bytes | Draft | None] = [None] * NODE_WIDTH
-        bitmap, packed, o = node.bitmap, node.packed, node.offsets
+        bitmap, packed = node.bitmap, node.packed
+        o = positions(packed, node.offsets)
         rank = 0
         while bitmap:
             low = bitmap & -bitmap

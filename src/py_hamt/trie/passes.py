@@ -27,6 +27,7 @@ from py_hamt.codec.packed_node import (
     bucket_pairs,
     decode_id,
     encode_bucket,
+    entry_at,
 )
 from py_hamt.errors import HashExhaustedError, KeyNotFoundError, MalformedNodeError, format_id
 from py_hamt.trie.commit import WriteBuffer
@@ -133,9 +134,7 @@ def find_pass(root: Node | Draft, h: bytes, kb: bytes, key: str, fetch: Fetch) -
             bitmap = node.bitmap
             if not (bitmap >> slot) & 1:
                 raise KeyNotFoundError(key)
-            rank = (bitmap & ((1 << slot) - 1)).bit_count()
-            o = node.offsets
-            e = node.packed[o[rank] : o[rank + 1]]
+            e = entry_at(node.packed, node.offsets, (bitmap & ((1 << slot) - 1)).bit_count())
         else:
             e = node.slots[slot]  # type: ignore[union-attr]
             if e is None:
