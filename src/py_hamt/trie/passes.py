@@ -107,9 +107,9 @@ def find_pass(root: Node | Draft, h: bytes, kb: bytes, key: str, fetch: Fetch) -
         slot = h[depth]
         e: bytes | Draft | None
         if type(node) is Node:
-            view = node.view
-            if view is not None:
-                v = view[slot]
+            hot = node.hot
+            if type(hot) is list:  # a decoded view
+                v = hot[slot]
                 if v is None:
                     raise KeyNotFoundError(key)
                 if type(v) is dict:
@@ -126,11 +126,12 @@ def find_pass(root: Node | Draft, h: bytes, kb: bytes, key: str, fetch: Fetch) -
                 depth += 1
                 continue
             if depth < VIEW_DEPTH:
-                node.hits += 1
-            if node.hits == PROMOTE_AFTER:
-                # A malformed bucket gets no view: the packed path names it.
-                with contextlib.suppress(ValueError, IndexError):
-                    node.promote()
+                hot += 1  # type: ignore[operator]
+                node.hot = hot
+                if hot == PROMOTE_AFTER:
+                    # A malformed bucket gets no view: the packed path names it.
+                    with contextlib.suppress(ValueError, IndexError):
+                        node.promote()
             bitmap = node.bitmap
             if not (bitmap >> slot) & 1:
                 raise KeyNotFoundError(key)
