@@ -427,3 +427,14 @@ async def test_a_commit_writes_nodes_in_one_batch_and_the_root_after_it() -> Non
     assert events[0] == "open"
     assert events.count("node in batch") == nodes - 1  # every node below the root
     assert events[-2:] == ["close", "node"]  # the root, once the batch is durable
+
+
+async def test_key_batches_are_the_keys_a_node_at_a_time() -> None:
+    items = [(f"b/{i}", b"v") for i in range(3000)]
+    hamt = await build_from(items)
+    batches = [b async for b in hamt.key_batches()]
+    assert [k for b in batches for k in b] == [k async for k in hamt.keys()]
+    assert sorted(k for b in batches for k in b) == sorted(k for k, _ in items)
+    assert all(batches)  # nodes holding only links yield nothing
+    assert len(batches) < (await hamt.stats())["nodes"] + 1
+    assert len(batches) > 1

@@ -386,33 +386,36 @@ class ZarrHAMTStore(StoreMixin, Store):
                 return
         seen: dict[str, None] = {}
         every: list[str] | None = [] if root is not None else None
-        async for key in self._keys():
+        async for batch in self._key_batches():
             if every is not None:
-                every.append(key)
+                every.extend(batch)
                 if len(every) > MAX_INDEXED_KEYS:
                     every = None
-            name = names(key)
-            if name is not None and name not in seen:
-                seen[name] = None
-                yield name
+            for key in batch:
+                name = names(key)
+                if name is not None and name not in seen:
+                    seen[name] = None
+                    yield name
         if root is not None:
             if every is not None:
                 _KEY_INDEXES.put(root, KeyIndex(every))
             else:
                 _LISTINGS.put((root, kind, prefix), tuple(seen))
 
-    async def _keys(self) -> AsyncIterator[str]:
-        """The HAMT's keys; a missing node is a ``MissingBlockError``."""
+    async def _key_batches(self) -> AsyncIterator[list[str]]:
+        """The HAMT's keys, a node's worth at a time; a missing node is a
+        ``MissingBlockError``."""
         try:
-            async for key in self._hamt.keys():
-                yield key
+            async for batch in self._hamt.key_batches():
+                yield batch
         except BlockNotFoundError as exc:
             raise _missing(exc, None) from exc
 
     async def list(self) -> AsyncIterator[str]:
         """Every key, in HAMT order (not sorted)."""
-        async for key in self._keys():
-            yield key
+        async for batch in self._key_batches():
+            for key in batch:
+                yield key
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
         """Every key starting with ``prefix`` (``""`` lists all), streamed

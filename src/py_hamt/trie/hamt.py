@@ -483,6 +483,15 @@ class HAMT:
             for k in contents.keys:
                 yield k
 
+    async def key_batches(self) -> AsyncIterator[list[str]]:
+        """The keys of :meth:`keys`, one node's bucket keys at a time (nodes
+        with none are skipped): the same walk, checks and errors, with one
+        ``await`` per node rather than per key, for callers that go through
+        every key."""
+        async for _, _, contents in self._walk():
+            if contents.keys:
+                yield contents.keys
+
     async def len(self) -> int:
         """The number of keys (walks every node, checking it as :meth:`keys` does)."""
         n = 0
