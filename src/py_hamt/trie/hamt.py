@@ -504,7 +504,9 @@ class HAMT:
     ) -> AsyncIterator[tuple[Node | Draft, int, NodeContents]]:
         root = await self._get_root()
         levels = self._max_levels()
-        async for item in walk(root, self._loader, levels, self._hash_key, keys=keys):
+        # The default hash always returns bytes: skip the wrapper that checks.
+        hash_key = self.hash_fn if self.hash_fn is blake3_hashfn else self._hash_key
+        async for item in walk(root, self._loader, levels, hash_key, keys=keys):
             yield item
 
     # ---------------------------------------------------------------- writes
