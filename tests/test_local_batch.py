@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from multiformats import CID
 
-import py_hamt.cas.local as local
+import py_hamt.cas.local_io as local_io
 from py_hamt import BlockNotFoundError, InMemoryCAS, IntegrityError, LocalCAS
 
 SMALL = 700  # a HAMT node's size
@@ -55,13 +55,13 @@ class Syncs:
 def syncs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Syncs:
     """A batch's exit fsyncs each path, or (``syncfs``) syncs the filesystem."""
     rec = Syncs(request.param)
-    monkeypatch.setattr(local, "_timed_fsync", rec.fsync)
+    monkeypatch.setattr(local_io, "timed_fsync", rec.fsync)
     if request.param == "fsync":
-        monkeypatch.setattr(local, "_SYNCFS", None)
+        monkeypatch.setattr(local_io, "SYNCFS", None)
     else:
-        monkeypatch.setattr(local, "_SYNCFS", rec.syncfs)
-        monkeypatch.setattr(local, "_SYNCFS_MIN", 1)
-        monkeypatch.setattr(local, "_dirty_bytes", lambda: 0)
+        monkeypatch.setattr(local_io, "SYNCFS", rec.syncfs)
+        monkeypatch.setattr(local_io, "SYNCFS_MIN", 1)
+        monkeypatch.setattr(local_io, "dirty_bytes", lambda: 0)
     return rec
 
 
@@ -228,7 +228,7 @@ async def test_a_write_whose_batch_closed_in_flight_fsyncs_itself(
 ) -> None:
     """The batch is looked up on the loop; the write runs later, in a thread."""
     cas = LocalCAS(tmp_path)
-    batch = local._Batch(cas)
+    batch = local_io.Batch(cas)
     batch.take(close=True)
     final = tmp_path / "blocks" / "ab" / "file"
     final.parent.mkdir()
@@ -282,9 +282,9 @@ async def test_many_paths_take_one_syncfs_few_take_fsyncs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rec = Syncs("default")
-    monkeypatch.setattr(local, "_timed_fsync", rec.fsync)
-    monkeypatch.setattr(local, "_SYNCFS", rec.syncfs)
-    monkeypatch.setattr(local, "_dirty_bytes", lambda: local._SYNCFS_MAX_DIRTY)
+    monkeypatch.setattr(local_io, "timed_fsync", rec.fsync)
+    monkeypatch.setattr(local_io, "SYNCFS", rec.syncfs)
+    monkeypatch.setattr(local_io, "dirty_bytes", lambda: local_io.SYNCFS_MAX_DIRTY)
     cas = LocalCAS(tmp_path)
     few = await cas.save(blob(0), "raw")  # its folder exists from here on
     rec.clear()
@@ -295,30 +295,30 @@ async def test_many_paths_take_one_syncfs_few_take_fsyncs(
     assert await cas.load(few) == blob(0)
     rec.clear()
     async with cas.write_batch():
-        many = [await cas.save(blob(i), "raw") for i in range(1, local._SYNCFS_MIN)]
+        many = [await cas.save(blob(i), "raw") for i in range(1, local_io.SYNCFS_MIN)]
     assert rec.events == [("syncfs", ident(tmp_path)[0], 0)]
     assert rec.covers(durable_set(cas, many))
 
 
-@pytest.mark.parametrize("dirty", [local._SYNCFS_MAX_DIRTY + 1, None], ids=["dirty", "unknown"])
+@pytest.mark.parametrize("dirty", [local_io.SYNCFS_MAX_DIRTY + 1, None], ids=["dirty", "unknown"])
 async def test_much_dirty_data_elsewhere_means_fsyncs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dirty: int | None
 ) -> None:
     """A syncfs would also wait for everything else dirty on the filesystem."""
     rec = Syncs("default")
-    monkeypatch.setattr(local, "_timed_fsync", rec.fsync)
-    monkeypatch.setattr(local, "_SYNCFS", rec.syncfs)
-    monkeypatch.setattr(local, "_dirty_bytes", lambda: dirty)
+    monkeypatch.setattr(local_io, "timed_fsync", rec.fsync)
+    monkeypatch.setattr(local_io, "SYNCFS", rec.syncfs)
+    monkeypatch.setattr(local_io, "dirty_bytes", lambda: dirty)
     cas = LocalCAS(tmp_path)
     async with cas.write_batch():
-        many = [await cas.save(blob(i), "raw") for i in range(2 * local._SYNCFS_MIN)]
+        many = [await cas.save(blob(i), "raw") for i in range(2 * local_io.SYNCFS_MIN)]
     assert {e[0] for e in rec.events} == {"fsync"}
     assert rec.covers(durable_set(cas, many))
 
 
 @pytest.mark.skipif(not Path("/proc/meminfo").is_file(), reason="reads /proc/meminfo")
 def test_dirty_bytes_are_read_from_meminfo() -> None:
-    dirty = local._dirty_bytes()
+    dirty = local_io.dirty_bytes()
     assert isinstance(dirty, int)
     assert dirty >= 0
 
@@ -335,28 +335,28 @@ async def test_the_default_batch_does_nothing() -> None:
 def reader_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The threads ``_read_to_end`` runs in."""
     threads: list[int] = []
-    real = local._read_to_end
+    real = local_io.read_to_end
 
     def recording(fd: int, size: int) -> bytes:
         threads.append(threading.get_ident())
         return real(fd, size)
 
-    monkeypatch.setattr(local, "_read_to_end", recording)
+    monkeypatch.setattr(local_io, "read_to_end", recording)
     return threads
 
 
 @pytest.fixture
 def uncached(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every large block reads as if the page cache did not hold it."""
-    monkeypatch.setattr(local, "_read_cached", lambda fd, size: None)
+    monkeypatch.setattr(local_io, "read_cached", lambda fd, size: None)
 
 
 async def test_small_blocks_are_read_on_the_event_loop(
     tmp_path: Path, reader_threads: list[int], uncached: None
 ) -> None:
     cas = LocalCAS(tmp_path)
-    cid = await cas.save(blob(1, local._INLINE_MAX - 1), "raw")
-    assert await cas.load(cid) == blob(1, local._INLINE_MAX - 1)
+    cid = await cas.save(blob(1, local_io.INLINE_MAX - 1), "raw")
+    assert await cas.load(cid) == blob(1, local_io.INLINE_MAX - 1)
     assert reader_threads == [threading.get_ident()]
 
 
@@ -377,16 +377,16 @@ async def test_large_cached_blocks_are_read_without_a_thread(
     cas = LocalCAS(tmp_path)
     cid = await cas.save(blob(1, LARGE), "raw")
     cached: list[int] = []
-    real = local._read_cached
+    real = local_io.read_cached
 
     def recording(fd: int, size: int) -> bytes | None:
         cached.append(size)
         return real(fd, size)
 
-    monkeypatch.setattr(local, "_read_cached", recording)
+    monkeypatch.setattr(local_io, "read_cached", recording)
     assert await cas.load(cid) == blob(1, LARGE)
     assert cached == [LARGE]
-    if local._NOWAIT is not None and cas._nowait:
+    if local_io.NOWAIT is not None and cas._nowait:
         # Just written: the page cache holds it (unless the filesystem
         # refuses non-blocking reads, which sends it to the pool).
         assert reader_threads == []
@@ -398,7 +398,7 @@ async def test_blocks_over_the_inline_hash_limit_are_hashed_in_the_pool(
     tmp_path: Path, reader_threads: list[int]
 ) -> None:
     cas = LocalCAS(tmp_path)
-    data = blob(3, local._HASH_INLINE_MAX + 4)
+    data = blob(3, local_io.HASH_INLINE_MAX + 4)
     cid = await cas.save(data, "raw")
     assert await cas.load(cid, suffix=4) == data[-4:]
     assert len(reader_threads) == 1
@@ -448,8 +448,8 @@ async def test_cancelled_pool_loads_leak_no_descriptors(tmp_path: Path) -> None:
     cas = LocalCAS(tmp_path)
     cids = [await cas.save(blob(i, LARGE), "raw") for i in range(6)]
     release = threading.Event()
-    pool = local._io_pool()
-    blockers = [pool.submit(release.wait) for _ in range(local._IO_WORKERS)]
+    pool = local_io.io_pool()
+    blockers = [pool.submit(release.wait) for _ in range(local_io.IO_WORKERS)]
     before = len(os.listdir("/proc/self/fd"))
     try:
         loads = [asyncio.ensure_future(cas.load(c)) for c in cids]
@@ -472,6 +472,6 @@ async def test_read_to_end_reads_a_file_that_grew(tmp_path: Path) -> None:
     path.write_bytes(b"abcdef")
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert local._read_to_end(fd, 3) == b"abcdef"
+        assert local_io.read_to_end(fd, 3) == b"abcdef"
     finally:
         os.close(fd)

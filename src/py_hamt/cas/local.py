@@ -87,25 +87,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import ctypes
 import logging
 import os
-import platform
 import re
 import secrets
 import stat
-import sys
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final
 
 from multiformats import CID
 
 from py_hamt import observability
+from py_hamt.cas import local_io
 from py_hamt.cas.base import (
     Codec,
     ContentAddressedStore,
@@ -159,234 +154,6 @@ def _read_fd(fd: int, limit: int) -> bytes:
     return b"".join(parts)
 
 
-_T = TypeVar("_T")
-
-# Where reads run (measured: see the module docstring). A block file under
-# _INLINE_MAX bytes is read and hashed on the event loop. A larger one is read
-# on the loop only when the page cache holds all of it (a non-blocking read,
-# Linux's RWF_NOWAIT) and it is under _HASH_INLINE_MAX; otherwise it is read
-# and hashed in the I/O pool.
-_INLINE_MAX: Final = 16 * 1024
-_HASH_INLINE_MAX: Final = 1 << 20
-_NOWAIT: Final = getattr(os, "RWF_NOWAIT", None) if hasattr(os, "preadv") else None
-_IO_WORKERS: Final = min(32, (os.cpu_count() or 1) * 4 + 4)
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _io_pool() -> ThreadPoolExecutor:
-    """The module's I/O thread pool (made on first use, again after a fork)."""
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(_IO_WORKERS, thread_name_prefix="py_hamt-local")
-    return _pool
-
-
-def _forget_pool() -> None:
-    # A forked child has none of the parent's threads: a pool inherited from
-    # the parent would count them and never start its own.
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-async def _in_pool(fn: Callable[..., _T], *args: object) -> _T:
-    """``fn(*args)`` in the I/O pool, awaited from the event loop."""
-    return await asyncio.wrap_future(_io_pool().submit(fn, *args))
-
-
-def _read_to_end(fd: int, size: int) -> bytes:
-    """The whole file from its current offset; ``size`` is what fstat said
-    (one read when it is right; a file that grew is read to its end)."""
-    data = os.read(fd, size + 1) if size < 1 << 30 else b""
-    if len(data) <= size and size < 1 << 30:
-        return data  # short read of a regular file: its end
-    parts = [data]
-    while chunk := os.read(fd, 1 << 20):
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def _read_cached(fd: int, size: int) -> bytes | None:
-    """The whole file, if the page cache holds all of it, read without
-    waiting for the disk; ``None`` if not (or if the file is no longer
-    ``size`` bytes long)."""
-    assert _NOWAIT is not None
-    buf = bytearray(size + 1)
-    try:
-        n = os.preadv(fd, [buf], 0, _NOWAIT)
-    except BlockingIOError:
-        return None
-    if n != size:
-        return None  # partly cached, or the file changed: read it all in the pool
-    del buf[n:]
-    return bytes(buf)
-
-
-def _timed_fsync(fd: int) -> None:
-    """``os.fsync``, its time recorded as ``py_hamt.local.fsync.duration``."""
-    if not observability.ACTIVE:
-        os.fsync(fd)
-        return
-    start = time.perf_counter()
-    os.fsync(fd)
-    if observability.is_enabled():
-        observability.record("py_hamt.local.fsync.duration", time.perf_counter() - start)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        _timed_fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_paths(paths: Iterable[Path]) -> None:
-    """fsync each file or directory, in turn (one worker's share of a batch)."""
-    for path in paths:
-        _fsync_dir(path)  # opens read-only, which fsync accepts for files too
-
-
-def _find_syncfs() -> Callable[[int], int] | None:
-    """Linux's ``syncfs(2)``, where it reports writeback errors (5.8+)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        major, minor = (int(x) for x in platform.release().split(".")[:2])
-        if (major, minor) < (5, 8):
-            return None
-        fn = ctypes.CDLL(None, use_errno=True).syncfs
-    except (ValueError, OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_SYNCFS: Final = _find_syncfs()
-# A batch with at least this many files and directories to make durable is
-# flushed with one syncfs per filesystem instead, if the whole system has at
-# most _SYNCFS_MAX_DIRTY bytes waiting to be written: syncfs writes out every
-# dirty page of the filesystem, anyone's (see the module docstring).
-_SYNCFS_MIN: Final = 16
-_SYNCFS_MAX_DIRTY: Final = 8 << 20
-
-
-def _dirty_bytes() -> int | None:
-    """The system's dirty and under-writeback page cache (``/proc/meminfo``),
-    ``None`` if it cannot be read."""
-    try:
-        with open("/proc/meminfo", "rb") as f:
-            text = f.read()
-    except OSError:
-        return None
-    total = 0
-    found = 0
-    for line in text.splitlines():
-        if line.startswith((b"Dirty:", b"Writeback:")):
-            parts = line.split()
-            try:
-                total += int(parts[1]) * (1024 if parts[2:] == [b"kB"] else 1)
-            except (IndexError, ValueError):
-                return None
-            found += 1
-    return total if found == 2 else None
-
-
-def _syncfs_is_cheap(paths: int) -> bool:
-    """Whether one syncfs should beat ``paths`` fsyncs: many paths, and
-    little else for it to write."""
-    if _SYNCFS is None or paths < _SYNCFS_MIN:
-        return False
-    dirty = _dirty_bytes()
-    return dirty is not None and dirty <= _SYNCFS_MAX_DIRTY
-
-
-def _syncfs_dirs(dirs: Iterable[Path]) -> None:
-    """syncfs the filesystem of each directory (once per filesystem): every
-    file and directory written there is then durable."""
-    assert _SYNCFS is not None
-    seen: set[int] = set()
-    for folder in dirs:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            dev = os.fstat(fd).st_dev
-            if dev in seen:
-                continue
-            seen.add(dev)
-            start = time.perf_counter()
-            if _SYNCFS(fd) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, os.strerror(err), str(folder))
-            if observability.ACTIVE and observability.is_enabled():
-                observability.record("py_hamt.local.fsync.duration", time.perf_counter() - start)
-        finally:
-            os.close(fd)
-
-
-class _Batch:
-    """The writes of one :meth:`LocalCAS.write_batch` whose fsyncs wait for
-    its exit: the block files written (or found already there) and their
-    directories. A write that finds the batch closed fsyncs itself."""
-
-    def __init__(self, store: LocalCAS) -> None:
-        self.store = store
-        self.lock = threading.Lock()
-        self.closed = False
-        self.files: set[Path] = set()
-        self.dirs: set[Path] = set()
-
-    def defer(self, file: Path | None, folder: Path) -> bool:
-        """Record ``file`` and ``folder`` for the exit's fsyncs; ``False``
-        (nothing recorded) once the batch has closed."""
-        with self.lock:
-            if self.closed:
-                return False
-            if file is not None:
-                self.files.add(file)
-            self.dirs.add(folder)
-            return True
-
-    def take(self, *, close: bool) -> tuple[list[Path], list[Path]]:
-        """The files and the directories recorded so far, forgotten here;
-        with ``close``, nothing more is recorded."""
-        with self.lock:
-            self.closed = self.closed or close
-            files, dirs = sorted(self.files), sorted(self.dirs)
-            self.files = set()
-            self.dirs = set()
-            return files, dirs
-
-    async def flush(self, *, close: bool) -> None:
-        """Make everything recorded so far durable: with one ``syncfs`` per
-        filesystem when there are many and little else is dirty, else by
-        fsyncs spread over the I/O pool's workers (overlapping fsyncs share
-        the disk's flushes)."""
-        files, dirs = self.take(close=close)
-        paths = [*files, *dirs]
-        if not paths:
-            return
-        if _syncfs_is_cheap(len(paths)):
-            await _in_pool(_syncfs_dirs, dirs)
-            return
-        n = min(_IO_WORKERS, len(paths))
-        await asyncio.gather(*(_in_pool(_fsync_paths, paths[i::n]) for i in range(n)))
-
-
-# The open batches of the running task (and of the tasks it starts, which
-# copy its context): at most one per store, matched by identity.
-_BATCHES: contextvars.ContextVar[tuple[_Batch, ...]] = contextvars.ContextVar(
-    "py_hamt_local_batches", default=()
-)
-
-
 class LocalCAS(ContentAddressedStore):
     """A content-addressed store in a local directory (created if needed).
 
@@ -416,7 +183,7 @@ class LocalCAS(ContentAddressedStore):
             raise InvalidArgumentError(f"{self.path} exists and is not a directory")
         self.hasher: DigestAlgorithm = "blake3" if hasher == "blake3" else "sha2-256"
         self.fsync = bool(fsync)
-        self._nowait = _NOWAIT is not None  # cleared if this filesystem refuses
+        self._nowait = local_io.NOWAIT is not None  # cleared if this filesystem refuses
         self._blocks = self.path / "blocks"
         self._refs = self.path / "refs"
         self._blocks.mkdir(parents=True, exist_ok=True)
@@ -443,10 +210,10 @@ class LocalCAS(ContentAddressedStore):
         return coerce_cid(block_id, what, owner="LocalCAS")
 
     # ----------------------------------------------------------------- writes
-    def _batch(self) -> _Batch | None:
+    def _batch(self) -> local_io.Batch | None:
         """This store's open batch in the current context, if fsyncs are on."""
         if self.fsync:
-            for batch in _BATCHES.get():
+            for batch in local_io.BATCHES.get():
                 if batch.store is self and not batch.closed:
                     return batch
         return None
@@ -456,12 +223,12 @@ class LocalCAS(ContentAddressedStore):
         if self._batch() is not None or not self.fsync:
             yield  # joins the open batch; or nothing to defer
             return
-        batch = _Batch(self)
-        token = _BATCHES.set((*_BATCHES.get(), batch))
+        batch = local_io.Batch(self)
+        token = local_io.BATCHES.set((*local_io.BATCHES.get(), batch))
         try:
             yield
         finally:
-            _BATCHES.reset(token)
+            local_io.BATCHES.reset(token)
             await batch.flush(close=True)
 
     def write_batch(self) -> contextlib.AbstractAsyncContextManager[None]:
@@ -490,7 +257,7 @@ class LocalCAS(ContentAddressedStore):
         """
         return self._write_batch()
 
-    def _write_atomic(self, final: Path, data: bytes, batch: _Batch | None = None) -> None:
+    def _write_atomic(self, final: Path, data: bytes, batch: local_io.Batch | None = None) -> None:
         """Write ``final`` through a temporary file and a rename; fsync both
         unless ``batch`` is open, which then records them for its exit."""
         folder = final.parent
@@ -501,7 +268,7 @@ class LocalCAS(ContentAddressedStore):
         except FileNotFoundError:
             folder.mkdir(exist_ok=True)
             if self.fsync and (batch is None or not batch.defer(None, folder.parent)):
-                _fsync_dir(folder.parent)  # the new folder's name
+                local_io.fsync_dir(folder.parent)  # the new folder's name
             fd = os.open(temp, flags, 0o644)
         sync_now = self.fsync and batch is None
         try:
@@ -510,10 +277,10 @@ class LocalCAS(ContentAddressedStore):
                 while view:
                     view = view[os.write(fd, view) :]
                 if sync_now:
-                    _timed_fsync(fd)
+                    local_io.timed_fsync(fd)
                 os.replace(temp, final)
                 if batch is not None and not batch.defer(final, folder):
-                    _timed_fsync(fd)  # the batch closed while this was written
+                    local_io.timed_fsync(fd)  # the batch closed while this was written
                     sync_now = True
             finally:
                 os.close(fd)
@@ -522,7 +289,7 @@ class LocalCAS(ContentAddressedStore):
                 temp.unlink()
             raise
         if sync_now:
-            _fsync_dir(folder)
+            local_io.fsync_dir(folder)
 
     def _not_a_block_file(self, cid: CID, path: Path) -> IntegrityError:
         if path.is_dir():
@@ -556,13 +323,15 @@ class LocalCAS(ContentAddressedStore):
             log.warning("replacing damaged block file %s with verified bytes of %s", final, cid)
         return same
 
-    def _write_block(self, cid: CID, final: Path, data: bytes, batch: _Batch | None = None) -> None:
+    def _write_block(
+        self, cid: CID, final: Path, data: bytes, batch: local_io.Batch | None = None
+    ) -> None:
         try:
             self._write_atomic(final, data, batch)
         except (NotADirectoryError, FileExistsError, IsADirectoryError):
             raise self._not_a_block_file(cid, final) from None
 
-    def _store_sync(self, cid: CID, data: bytes, batch: _Batch | None = None) -> None:
+    def _store_sync(self, cid: CID, data: bytes, batch: local_io.Batch | None = None) -> None:
         """Write ``data`` (already verified) as ``cid``'s file, unless an
         identical file is there; a differing one is damage and is replaced.
         In a batch, a file already there is recorded to be fsynced too (its
@@ -571,7 +340,7 @@ class LocalCAS(ContentAddressedStore):
         if not self._present(cid, final, data):
             self._write_block(cid, final, data, batch)
         elif batch is not None and not batch.defer(final, final.parent):
-            _fsync_paths((final, final.parent))
+            local_io.fsync_paths((final, final.parent))
 
     async def _store(self, cid: CID, data: bytes) -> None:
         """:meth:`_store_sync`, with the write in a worker thread. A small
@@ -580,17 +349,17 @@ class LocalCAS(ContentAddressedStore):
         batch a small block is written there too (no fsync to wait for); a
         large one is compared and written in the thread."""
         batch = self._batch()
-        if len(data) >= _INLINE_MAX:
-            await _in_pool(self._store_sync, cid, data, batch)
+        if len(data) >= local_io.INLINE_MAX:
+            await local_io.in_pool(self._store_sync, cid, data, batch)
             return
         final = self._file(bytes(cid.digest))
         if self._present(cid, final, data):
             if batch is not None and not batch.defer(final, final.parent):
-                await _in_pool(_fsync_paths, (final, final.parent))
+                await local_io.in_pool(local_io.fsync_paths, (final, final.parent))
         elif batch is not None:
             self._write_block(cid, final, data, batch)  # no fsync: cheaper than a hop
         else:
-            await _in_pool(self._write_block, cid, final, data, batch)
+            await local_io.in_pool(self._write_block, cid, final, data, batch)
 
     async def put(
         self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
@@ -686,17 +455,17 @@ class LocalCAS(ContentAddressedStore):
     def _read_verified_fd(self, cid: CID, path: Path, fd: int, size: int) -> bytes:
         """Read the whole file from ``fd`` (closing it) and verify it."""
         try:
-            data = _read_to_end(fd, size)
+            data = local_io.read_to_end(fd, size)
         finally:
             os.close(fd)
         return self._check(cid, path, data)
 
     def _read_cached_fd(self, fd: int, size: int) -> bytes | None:
-        """:func:`_read_cached` where this filesystem allows it."""
+        """:func:`local_io.read_cached` where this filesystem allows it."""
         if not self._nowait:
             return None
         try:
-            return _read_cached(fd, size)
+            return local_io.read_cached(fd, size)
         except OSError:  # no non-blocking reads here (EOPNOTSUPP, EINVAL)
             self._nowait = False
             return None
@@ -704,9 +473,9 @@ class LocalCAS(ContentAddressedStore):
     async def _read_verified(self, cid: CID) -> bytes:
         """The block's whole file, hashed against ``cid``.
 
-        The file is opened on the event loop. One under ``_INLINE_MAX``
+        The file is opened on the event loop. One under ``local_io.INLINE_MAX``
         bytes is read and hashed there too, as is a larger one the page
-        cache holds whole (read without blocking) up to ``_HASH_INLINE_MAX``;
+        cache holds whole (read without blocking) up to ``local_io.HASH_INLINE_MAX``;
         any other is read and hashed in the I/O pool, so that concurrent
         loads overlap their disk reads.
 
@@ -717,10 +486,10 @@ class LocalCAS(ContentAddressedStore):
         """
         path = self._file(bytes(cid.digest))
         fd, size = self._open_block(cid, path)
-        if size < _INLINE_MAX:
+        if size < local_io.INLINE_MAX:
             return self._read_verified_fd(cid, path, fd, size)
         cached = None
-        if size < _HASH_INLINE_MAX:
+        if size < local_io.HASH_INLINE_MAX:
             try:
                 cached = self._read_cached_fd(fd, size)
             except BaseException:
@@ -730,7 +499,7 @@ class LocalCAS(ContentAddressedStore):
             os.close(fd)
             return self._check(cid, path, cached)
         try:
-            job = _io_pool().submit(self._read_verified_fd, cid, path, fd, size)
+            job = local_io.io_pool().submit(self._read_verified_fd, cid, path, fd, size)
         except BaseException:
             os.close(fd)
             raise
@@ -854,7 +623,7 @@ class LocalCAS(ContentAddressedStore):
         if batch is not None:
             # The root (and what it names) may be in this batch: durable first.
             await batch.flush(close=False)
-        await _in_pool(self._write_atomic, path, str(cid).encode())
+        await local_io.in_pool(self._write_atomic, path, str(cid).encode())
 
     async def get_ref(self, name: str) -> CID | None:
         """The root ref ``name`` points at, or ``None`` if there is no such ref.
