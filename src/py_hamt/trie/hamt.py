@@ -304,6 +304,8 @@ class HAMT:
         if type(key) is not str:
             raise InvalidTypeError(f"HAMT keys are str, got {type(key).__name__}: {key!r}")
         kb = key.encode("utf-8")
+        if self.hash_fn is blake3_hashfn:  # always bytes: no need to check
+            return blake3_hashfn(kb), kb
         return self._hash_key(kb), kb
 
     def _hash_key(self, kb: bytes) -> bytes:
