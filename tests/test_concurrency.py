@@ -78,35 +78,48 @@ async def test_readers_during_commits_see_one_version_whole() -> None:
     assert len(seen_versions) >= 2  # readers really overlapped several commits
 
 
-def test_threads_share_a_read_only_hamt() -> None:
+def _shared_read_only(max_cache_bytes: int) -> HAMT:
+    """A read-only HAMT over ``KEYS`` (each key's value is its own bytes)."""
     cas = InMemoryCAS()
     hamt = asyncio.run(build_from([(k, k.encode()) for k in KEYS], cas))
-    shared = asyncio.run(
+    return asyncio.run(
         HAMT.build(
             cas=cas,
             root_node_id=hamt.root_node_id,
             read_only=True,
             values_are_bytes=True,
-            max_cache_bytes=200_000,
+            max_cache_bytes=max_cache_bytes,
         )
     )
+
+
+def _read_in_threads(shared: HAMT, orders: list[list[str]]) -> list[BaseException]:
+    """One thread per key order, each with its own event loop, getting
+    every key of its order from ``shared`` and checking the value; the
+    errors the threads raised."""
     errors: list[BaseException] = []
 
-    def reader(offset: int) -> None:
+    def reader(order: list[str]) -> None:
         async def go() -> None:
-            for k in KEYS[offset:] + KEYS[:offset]:
+            for k in order:
                 assert await shared.get(k) == k.encode()
 
         try:
             asyncio.run(go())
-        except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+        except BaseException as exc:  # noqa: BLE001 - collected and returned
             errors.append(exc)
 
-    threads = [threading.Thread(target=reader, args=(n * 311,)) for n in range(6)]
+    threads = [threading.Thread(target=reader, args=(order,)) for order in orders]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
+    return errors
+
+
+def test_threads_share_a_read_only_hamt() -> None:
+    shared = _shared_read_only(200_000)
+    errors = _read_in_threads(shared, [KEYS[n * 311 :] + KEYS[: n * 311] for n in range(6)])
     assert not errors, errors
     assert shared._loader.cache.nbytes <= 200_000
 
@@ -116,38 +129,11 @@ def test_threads_loading_the_same_nodes_uncached() -> None:
     at the same moments. The in-flight table was shared across threads and
     a load's cleanup could delete another thread's entry (a KeyError naming
     the node id): about one pass in three failed with a tiny switch interval."""
-    cas = InMemoryCAS()
-    hamt = asyncio.run(build_from([(k, k.encode()) for k in KEYS], cas))
-    shared = asyncio.run(
-        HAMT.build(
-            cas=cas,
-            root_node_id=hamt.root_node_id,
-            read_only=True,
-            values_are_bytes=True,
-            max_cache_bytes=0,
-        )
-    )
-    errors: list[BaseException] = []
-
-    def reader() -> None:
-        async def go() -> None:
-            for _ in range(3):
-                for k in KEYS:
-                    assert await shared.get(k) == k.encode()
-
-        try:
-            asyncio.run(go())
-        except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
-            errors.append(exc)
-
+    shared = _shared_read_only(0)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     try:
-        threads = [threading.Thread(target=reader) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        errors = _read_in_threads(shared, [KEYS * 3 for _ in range(8)])
     finally:
         sys.setswitchinterval(interval)
     assert not errors, errors

@@ -363,39 +363,27 @@ class NodeContents:
         path: bytes,
         hash_fn: Callable[[bytes], bytes] | None,
     ) -> None:
-        """Decode the entry ``data[start:end]`` (a link or a bucket) of the
-        node reached by ``path`` into this (see :func:`node_contents`)."""
+        """Decode the entry ``data[start:end]`` (a link or a bucket) in
+        ``slot`` of the node reached by ``path`` into this: a link's raw id,
+        or a bucket's keys as text. With ``hash_fn``, each key's hash must
+        start with ``path`` and ``slot`` (else :class:`Misplaced`)."""
         if data[start] == LINK_HEAD:
             self.links.append((slot, data[start + 1 : end]))
+            return
+        pairs = _bucket(data, start, end)
+        keys = self.keys
+        if hash_fn is None:
+            for key, _ in pairs:
+                keys.append(key.decode("utf-8"))
         else:
-            self.count += _bucket_keys(self.keys, slot, data, start, end, path, hash_fn)
-
-
-def _bucket_keys(
-    out: list[str],
-    slot: int,
-    data: bytes,
-    start: int,
-    end: int,
-    path: bytes,
-    hash_fn: Callable[[bytes], bytes] | None,
-) -> int:
-    """Append the keys of the bucket ``data[start:end]`` (in ``slot`` of the
-    node reached by ``path``) to ``out`` as text; with ``hash_fn``, check
-    that each key's hash starts with ``path`` and ``slot``. Returns how many."""
-    pairs = _bucket(data, start, end)
-    if hash_fn is None:
-        for key, _ in pairs:
-            out.append(key.decode("utf-8"))
-    else:
-        place = path + bytes((slot,))
-        for key, _ in pairs:
-            text = key.decode("utf-8")
-            hashed = hash_fn(key)
-            if not hashed.startswith(place):
-                raise Misplaced(text, slot, place, hashed)
-            out.append(text)
-    return len(pairs)
+            place = path + bytes((slot,))
+            for key, _ in pairs:
+                text = key.decode("utf-8")
+                hashed = hash_fn(key)
+                if not hashed.startswith(place):
+                    raise Misplaced(text, slot, place, hashed)
+                keys.append(text)
+        self.count += len(pairs)
 
 
 def node_contents(
@@ -413,21 +401,14 @@ def node_contents(
     not UTF-8 text in canonical order.
     """
     out = NodeContents()
-    links = out.links
-    keys = out.keys
-    count = 0
+    add = out.add_entry
     rank = 0
     o = positions(packed, offsets)
     while bitmap:
         low = bitmap & -bitmap
         bitmap ^= low
-        start = o[rank]
+        add(low.bit_length() - 1, packed, o[rank], o[rank + 1], path, hash_fn)
         rank += 1
-        if packed[start] == LINK_HEAD:
-            links.append((low.bit_length() - 1, packed[start + 1 : o[rank]]))
-        else:
-            count += _bucket_keys(keys, low.bit_length() - 1, packed, start, o[rank], path, hash_fn)
-    out.count = count
     return out
 
 

@@ -304,9 +304,12 @@ class HAMT:
         if type(key) is not str:
             raise InvalidTypeError(f"HAMT keys are str, got {type(key).__name__}: {key!r}")
         kb = key.encode("utf-8")
-        if self.hash_fn is blake3_hashfn:  # always bytes: no need to check
-            return blake3_hashfn(kb), kb
-        return self._hash_key(kb), kb
+        return self._hasher()(kb), kb
+
+    def _hasher(self) -> HashFn:
+        """What hashes key bytes: the default blake3 itself (it always
+        returns bytes), else ``hash_fn`` behind :meth:`_hash_key`'s check."""
+        return blake3_hashfn if self.hash_fn is blake3_hashfn else self._hash_key
 
     def _hash_key(self, kb: bytes) -> bytes:
         h = self.hash_fn(kb)
@@ -506,9 +509,7 @@ class HAMT:
     ) -> AsyncIterator[tuple[Node | Draft, int, NodeContents]]:
         root = await self._get_root()
         levels = self._max_levels()
-        # The default hash always returns bytes: skip the wrapper that checks.
-        hash_key = self.hash_fn if self.hash_fn is blake3_hashfn else self._hash_key
-        async for item in walk(root, self._loader, levels, hash_key, keys=keys):
+        async for item in walk(root, self._loader, levels, self._hasher(), keys=keys):
             yield item
 
     # ---------------------------------------------------------------- writes
@@ -582,7 +583,7 @@ class HAMT:
         """Put ``key -> raw id`` into the tree."""
         if self._root is None:
             await self._get_root()
-        buf, max_bucket, hash_key = self._buffer, self.max_bucket_size, self._hash_key
+        buf, max_bucket, hash_key = self._buffer, self.max_bucket_size, self._hasher()
         self._check_writable()
         try:  # the usual case: the path is in memory
             set_pass(buf, self._draft_root(), h, kb, raw, max_bucket, hash_key, self._loader.cached)

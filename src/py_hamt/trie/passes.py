@@ -197,10 +197,12 @@ def set_pass(
     max_bucket_size: int,
     hash_key: HashKey,
     fetch: Fetch,
+    depth: int = 0,
 ) -> None:
-    """Put ``kb -> raw`` into the tree under ``root``."""
+    """Put ``kb -> raw`` into the tree under ``root``, which is at ``depth``
+    (a split puts each of a full bucket's keys into its new child with this
+    same pass, one level down)."""
     node = root
-    depth = 0
     while True:
         if depth >= len(h):
             raise _exhausted(kb, h, max_bucket_size)
@@ -227,43 +229,9 @@ def set_pass(
         # Too many keys for one bucket: the slot becomes a child node.
         split = buf.new_draft()
         for k, r in pairs:
-            _insert_fresh(buf, split, hash_key(k), k, r, depth + 1, max_bucket_size, hash_key)
+            set_pass(buf, split, hash_key(k), k, r, max_bucket_size, hash_key, fetch, depth + 1)
         buf.put(node, slot, split)
         return
-
-
-def _insert_fresh(
-    buf: WriteBuffer,
-    node: Draft,
-    h: bytes,
-    kb: bytes,
-    raw: bytes,
-    depth: int,
-    max_bucket_size: int,
-    hash_key: HashKey,
-) -> None:
-    """Insert into a draft made by a split (all in memory, no links)."""
-    while True:
-        if depth >= len(h):
-            raise _exhausted(kb, h, max_bucket_size)
-        slot = h[depth]
-        e = node.slots[slot]
-        if e is None:
-            buf.put(node, slot, encode_bucket([(kb, raw)]))
-            return
-        if type(e) is bytes:
-            pairs = bucket_pairs(e)
-            if len(pairs) < max_bucket_size:
-                pairs.append((kb, raw))
-                buf.put(node, slot, encode_bucket(pairs))
-                return
-            child = buf.new_draft()
-            for k, r in pairs:
-                _insert_fresh(buf, child, hash_key(k), k, r, depth + 1, max_bucket_size, hash_key)
-            buf.put(node, slot, child)
-            e = child
-        node = e  # type: ignore[assignment]
-        depth += 1
 
 
 def delete_pass(
