@@ -39,8 +39,10 @@ node) that needed it, never a missing key.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import dag_cbor
@@ -68,6 +70,7 @@ from py_hamt.trie.hashing import HashFn, blake3_hashfn
 from py_hamt.trie.loading import Loader, missing
 from py_hamt.trie.node import Draft, Node
 from py_hamt.trie.passes import Fetch, NeedsLoad, delete_pass, find_pass, set_pass
+from py_hamt.trie.pending import PendingSets
 from py_hamt.trie.walk import walk
 
 __all__ = [
@@ -172,6 +175,12 @@ class HAMT:
         if root_node_id is None:
             self._root = self._buffer.new_draft()
         self._flushing = False
+        # Sets waiting for nodes not in memory (see trie/pending.py), the
+        # drain applying them (done when it ends), and the root slot whose
+        # sets that drain is applying now.
+        self._pending = PendingSets()
+        self._draining: asyncio.Future[None] | None = None
+        self._busy_slot: int | None = None
         #: The root block's WriteResult from the last commit, if any here.
         self.last_commit: WriteResult | None = None
         # Levels the hash allows (its length), found on first use.
@@ -234,7 +243,9 @@ class HAMT:
         return root_id
 
     def _committed_root_id(self) -> IPLDKind | None:
-        return None if type(self._root) is Draft else self._root_id
+        if type(self._root) is Draft or self._pending.count:
+            return None
+        return self._root_id
 
     async def make_read_only(self) -> WriteResult:
         """Write all changed nodes, children before parents, and switch to
@@ -270,9 +281,10 @@ class HAMT:
 
     async def cache_size(self) -> int:
         """Bytes of memory held: cached clean nodes, the root, and changed
-        nodes (CPython sizes, see :meth:`Node.memory`)."""
+        nodes (CPython sizes, see :meth:`Node.memory`), and the packed bytes
+        of sets waiting to be applied."""
         root = self._root
-        total = self._loader.cache.nbytes + self._buffer.nbytes
+        total = self._loader.cache.nbytes + self._buffer.nbytes + self._pending.nbytes
         if type(root) is Node:
             total += root.memory()
         return total
@@ -288,13 +300,22 @@ class HAMT:
             await self._flush()
         self._loader.clear()
 
+    def _held(self) -> int:
+        """Bytes the write buffer holds: changed nodes and waiting sets."""
+        return self._buffer.nbytes + self._pending.nbytes
+
     async def _keep_buffer_bounded(self) -> None:
-        """Write the changed nodes once they hold more than ``max_buffer_bytes``."""
-        if self._flushing or self._buffer.nbytes <= self.max_buffer_bytes:
+        """Once the write buffer holds more than ``max_buffer_bytes``, apply
+        the waiting sets (writing changed nodes as it goes, see
+        :meth:`_apply_pending`), then write the changed nodes if they alone
+        are still over."""
+        if self._flushing or self._held() <= self.max_buffer_bytes:
             return
         self._flushing = True
         try:
-            await self._flush()
+            await self._drain()
+            if self._buffer.nbytes > self.max_buffer_bytes:
+                await self._write_drafts()
         finally:
             self._flushing = False
 
@@ -357,6 +378,8 @@ class HAMT:
         """The value id stored under ``key``; ``KeyNotFoundError`` if absent,
         ``BlockNotFoundError`` naming ``key`` if a node on its path is gone."""
         h, kb = self._hash(key)
+        if self._pending.count or self._draining is not None:
+            await self._drain()
         root = self._root
         if root is None:
             try:
@@ -507,6 +530,8 @@ class HAMT:
     async def _walk(
         self, *, keys: bool = True
     ) -> AsyncIterator[tuple[Node | Draft, int, NodeContents]]:
+        if self._pending.count or self._draining is not None:
+            await self._drain()
         root = await self._get_root()
         levels = self._max_levels()
         async for item in walk(root, self._loader, levels, self._hasher(), keys=keys):
@@ -580,22 +605,97 @@ class HAMT:
         await self._link_value(h, kb, key, encode_id(value_id))
 
     async def _link_value(self, h: bytes, kb: bytes, key: str, raw: bytes) -> None:
-        """Put ``key -> raw id`` into the tree."""
+        """Put ``key -> raw id`` into the tree now if its path is in memory,
+        else record it to be applied with the other waiting sets. A set
+        waits too while earlier sets under its root slot wait or are being
+        applied, so the sets of one key always land in the order made."""
         if self._root is None:
             await self._get_root()
-        buf, max_bucket, hash_key = self._buffer, self.max_bucket_size, self._hasher()
         self._check_writable()
-        try:  # the usual case: the path is in memory
-            set_pass(buf, self._draft_root(), h, kb, raw, max_bucket, hash_key, self._loader.cached)
-        except NeedsLoad as need:
-
-            def run(fetch: Fetch) -> None:
-                self._check_writable()
-                set_pass(buf, self._draft_root(), h, kb, raw, max_bucket, hash_key, fetch)
-
-            await self._loader.run(run, key, need)
-        if buf.nbytes > self.max_buffer_bytes:
+        pending = self._pending
+        first = h[0]
+        if first == self._busy_slot or (pending.count and first in pending.logs):
+            pending.add(h, kb, raw)
+        else:
+            try:  # the usual case: the path is in memory
+                self._set_pass(h, kb, raw, self._loader.cached)
+            except NeedsLoad:
+                pending.add(h, kb, raw)
+        if self._held() > self.max_buffer_bytes:
             await self._keep_buffer_bounded()
+
+    async def _drain(self) -> None:
+        """Apply every waiting set. Returns once none is waiting and no
+        drain is running, so a read that calls it first sees every set made
+        before it. Errors are those of :meth:`_apply_pending`."""
+        while self._pending.count or self._draining is not None:
+            running = self._draining
+            if running is not None:
+                await asyncio.shield(running)
+                continue
+            done = asyncio.get_running_loop().create_future()
+            self._draining = done
+            try:
+                await self._apply_pending()
+            finally:
+                self._draining = None
+                if not done.done():
+                    done.set_result(None)
+
+    async def _apply_pending(self) -> None:
+        """Apply the waiting sets one root slot at a time, each slot's in
+        hash order, so every node on the way is loaded once for all of them.
+        While the write buffer is over ``max_buffer_bytes`` the changed nodes
+        are written after each slot, so memory stays bounded however many
+        keys are waiting.
+
+        Raises what a set would have: :class:`HashExhaustedError` or
+        :class:`BlockNotFoundError` (a node on the key's path is gone),
+        naming the key. That set is dropped; every other waiting set stays
+        waiting. On cancellation nothing waiting is lost.
+        """
+        pending, cached = self._pending, self._loader.cached
+        while pending.count:
+            slot = pending.next_slot()
+            records = pending.take(slot)
+            self._busy_slot = slot
+            applied = 0
+            try:
+                for h, kb, raw in records:
+                    try:
+                        self._set_pass(h, kb, raw, cached)
+                    except NeedsLoad as need:
+                        run = partial(self._set_loaded, h, kb, raw)
+                        await self._loader.run(run, kb.decode("utf-8"), need)
+                    applied += 1
+            except Exception:
+                pending.put_back(slot, records[applied + 1 :])
+                raise
+            except BaseException:
+                pending.put_back(slot, records[applied:])
+                raise
+            finally:
+                self._busy_slot = None
+            if self._held() > self.max_buffer_bytes:
+                await self._write_drafts()
+
+    def _set_pass(self, h: bytes, kb: bytes, raw: bytes, fetch: Fetch) -> None:
+        set_pass(
+            self._buffer,
+            self._draft_root(),
+            h,
+            kb,
+            raw,
+            self.max_bucket_size,
+            self._hasher(),
+            fetch,
+        )
+
+    def _set_loaded(self, h: bytes, kb: bytes, raw: bytes, fetch: Fetch) -> None:
+        """:meth:`_set_pass` as a retried pass: the HAMT may have been made
+        read-only while the pass waited for a load."""
+        self._check_writable()
+        self._set_pass(h, kb, raw, fetch)
 
     async def delete(self, key: str) -> None:
         """Remove ``key``, restoring canonical form on the way up.
@@ -618,6 +718,16 @@ class HAMT:
 
     # ---------------------------------------------------------------- commit
     async def _flush(self) -> IPLDKind:
+        """Apply the waiting sets and write every changed node; return the
+        root id. Returns only once nothing waits and the tree is clean (the
+        last check has no ``await`` after it)."""
+        while True:
+            await self._drain()
+            root_id = await self._write_drafts()
+            if not self._pending.count and self._draining is None:
+                return root_id
+
+    async def _write_drafts(self) -> IPLDKind:
         """Write every changed node, children before parents; return the
         root id. A node changed by a concurrent write while it was being
         written stays a draft and is written again, so this returns only
@@ -656,7 +766,9 @@ class HAMT:
         mine, theirs = self._committed_root_id(), other._committed_root_id()
         if mine is not None or theirs is not None:
             return bool(mine == theirs)
-        return self._root == other._root
+        # Uncommitted on both sides: the same tree and the same waiting sets
+        # (conservative: the same content reached by other routes may differ).
+        return self._root == other._root and self._pending.logs == other._pending.logs
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -680,6 +792,9 @@ class HAMT:
             _loader=Loader(self.cas, self.max_bucket_size, self._loader.cache.max_bytes),
             _buffer=WriteBuffer(),
             _flushing=False,
+            _pending=PendingSets(),
+            _draining=None,
+            _busy_slot=None,
             last_commit=None,
         )
         return state

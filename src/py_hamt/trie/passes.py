@@ -226,10 +226,15 @@ def set_pass(
         if len(pairs) <= max_bucket_size:
             buf.put(node, slot, encode_bucket(pairs))
             return
-        # Too many keys for one bucket: the slot becomes a child node.
+        # Too many keys for one bucket: the slot becomes a child node. That
+        # fails, at some depth, only if all of them share the whole hash; say
+        # so now, naming the key being set, before anything is changed.
+        hashes = [hash_key(k) for k, _ in pairs]
+        if hashes.count(hashes[0]) == len(hashes):
+            raise _exhausted(kb, h, max_bucket_size)
         split = buf.new_draft()
-        for k, r in pairs:
-            set_pass(buf, split, hash_key(k), k, r, max_bucket_size, hash_key, fetch, depth + 1)
+        for (k, r), hk in zip(pairs, hashes, strict=True):
+            set_pass(buf, split, hk, k, r, max_bucket_size, hash_key, fetch, depth + 1)
         buf.put(node, slot, split)
         return
 
