@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from multiformats import CID, multihash
 
 from py_hamt import MalformedNodeError
-from py_hamt.codec.cids import cid_from_bytes, make_cid
+from py_hamt.codec.cids import cid_bytes, cid_from_bytes, make_cid
 from py_hamt.codec.multihash import (
     BLAKE3,
     SHA2_256,
@@ -162,3 +162,16 @@ def test_one_shard_entry_decodes_as_the_whole_shard_does(
     assert decode_shard_entry(block, len(entries), slot) == entries[slot]
     with pytest.raises(ValueError, match="expected"):
         decode_shard_entry(block, len(entries) + 1, slot)
+
+
+@given(
+    st.sampled_from(["raw", "dag-cbor", "dag-pb", "dag-jose", "libp2p-key"]),
+    st.binary(min_size=32, max_size=32),
+)
+def test_cid_bytes_is_the_binary_form_of_any_cid(codec: str, digest: bytes) -> None:
+    mh = multihash.wrap(digest, "sha2-256")
+    v1 = CID("base32", 1, codec, mh)
+    assert cid_bytes(v1) == bytes(v1)
+    assert CID.decode(cid_bytes(v1)) == v1
+    v0 = CID("base58btc", 0, "dag-pb", mh)
+    assert cid_bytes(v0) == bytes(v0)

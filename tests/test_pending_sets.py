@@ -211,27 +211,29 @@ async def test_a_hamt_with_waiting_sets_is_not_committed() -> None:
 
 
 def test_pending_sets_sort_by_hash_and_keep_the_order_of_one_key() -> None:
+    hashes = {b"a": b"\x01\x02", b"b": b"\x01\x09", b"c": b"\x05\x00"}
     pending = PendingSets()
-    pending.add(b"\x01\x09", b"b", b"1")
-    pending.add(b"\x01\x02", b"a", b"1")
-    pending.add(b"\x01\x09", b"b", b"2")
-    pending.add(b"\x05\x00", b"c", b"1")
+    pending.add(1, b"b", b"1")
+    pending.add(1, b"a", b"1")
+    pending.add(1, b"b", b"2")
+    pending.add(5, b"c", b"1")
     assert pending.count == 4
     assert pending.next_slot() == 1
-    taken = pending.take(1)
+    taken = pending.take(1, hashes.__getitem__)
     assert taken == [
         (b"\x01\x02", b"a", b"1"),
         (b"\x01\x09", b"b", b"1"),
         (b"\x01\x09", b"b", b"2"),
     ]
-    pending.add(b"\x01\x09", b"b", b"3")  # made while the slot was being applied
+    pending.add(1, b"b", b"3")  # made while the slot was being applied
     pending.put_back(1, taken[1:])
-    assert pending.take(1) == [
+    assert pending.take(1, hashes.__getitem__) == [
         (b"\x01\x09", b"b", b"1"),
         (b"\x01\x09", b"b", b"2"),
         (b"\x01\x09", b"b", b"3"),
     ]
     assert pending.count == 1
-    pending.take(5)
+    assert pending.nbytes == 6 + 1 + 1
+    pending.take(5, hashes.__getitem__)
     assert pending.count == pending.nbytes == 0
-    assert pending.take(7) == []
+    assert pending.take(7, hashes.__getitem__) == []

@@ -18,7 +18,7 @@ import dag_cbor
 from multiformats import CID
 
 from py_hamt.codec import dagcbor
-from py_hamt.codec.cids import cid_from_bytes
+from py_hamt.codec.cids import cid_bytes, cid_from_bytes
 from py_hamt.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -89,7 +89,7 @@ def encode_id(block_id: Id) -> bytes:
     if type(block_id) is bytes:
         return _head(2, len(block_id)) + block_id
     if isinstance(block_id, CID):
-        raw = bytes(block_id)
+        raw = cid_bytes(block_id)
         return _CID_TAG + _head(2, len(raw) + 1) + b"\x00" + raw
     try:
         return dag_cbor.encode(cast(dag_cbor.IPLDKind, block_id))

@@ -615,12 +615,12 @@ class HAMT:
         pending = self._pending
         first = h[0]
         if first == self._busy_slot or (pending.count and first in pending.logs):
-            pending.add(h, kb, raw)
+            pending.add(first, kb, raw)
         else:
             try:  # the usual case: the path is in memory
                 self._set_pass(h, kb, raw, self._loader.cached)
             except NeedsLoad:
-                pending.add(h, kb, raw)
+                pending.add(first, kb, raw)
         if self._held() > self.max_buffer_bytes:
             await self._keep_buffer_bounded()
 
@@ -657,7 +657,7 @@ class HAMT:
         pending, cached = self._pending, self._loader.cached
         while pending.count:
             slot = pending.next_slot()
-            records = pending.take(slot)
+            records = pending.take(slot, self._hasher())
             self._busy_slot = slot
             applied = 0
             try:
