@@ -185,6 +185,7 @@ class LocalCAS(ContentAddressedStore):
         self.fsync = bool(fsync)
         self._nowait = local_io.NOWAIT is not None  # cleared if this filesystem refuses
         self._blocks = self.path / "blocks"
+        self._blocks_dir = os.fspath(self._blocks)
         self._refs = self.path / "refs"
         self._blocks.mkdir(parents=True, exist_ok=True)
         self._refs.mkdir(parents=True, exist_ok=True)
@@ -202,8 +203,14 @@ class LocalCAS(ContentAddressedStore):
 
     # ------------------------------------------------------------------ paths
     def _file(self, mh: bytes) -> Path:
+        return Path(self._file_name(mh))
+
+    def _file_name(self, mh: bytes) -> str:
+        """The block file of multihash ``mh``, as a ``str`` (the hot paths
+        use these: a ``Path`` costs several microseconds to build, join and
+        compare)."""
         name = mh.hex()
-        return self._blocks / name[4:6] / name
+        return f"{self._blocks_dir}/{name[4:6]}/{name}"
 
     @staticmethod
     def _as_cid(block_id: IPLDKind, what: str = "id") -> CID:
@@ -257,18 +264,26 @@ class LocalCAS(ContentAddressedStore):
         """
         return self._write_batch()
 
-    def _write_atomic(self, final: Path, data: bytes, batch: local_io.Batch | None = None) -> None:
+    def _write_atomic(
+        self, final: str | Path, data: bytes, batch: local_io.Batch | None = None
+    ) -> None:
         """Write ``final`` through a temporary file and a rename; fsync both
         unless ``batch`` is open, which then records them for its exit."""
-        folder = final.parent
-        temp = folder / f".tmp-{os.getpid()}-{secrets.token_hex(8)}"
+        final = os.fspath(final)
+        folder = os.path.dirname(final)
+        temp = f"{folder}/.tmp-{os.getpid()}-{secrets.token_hex(8)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
             fd = os.open(temp, flags, 0o644)
         except FileNotFoundError:
-            folder.mkdir(exist_ok=True)
-            if self.fsync and (batch is None or not batch.defer(None, folder.parent)):
-                local_io.fsync_dir(folder.parent)  # the new folder's name
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                if not os.path.isdir(folder):
+                    raise
+            parent = os.path.dirname(folder)
+            if self.fsync and (batch is None or not batch.defer(None, parent)):
+                local_io.fsync_dir(parent)  # the new folder's name
             fd = os.open(temp, flags, 0o644)
         sync_now = self.fsync and batch is None
         try:
@@ -286,23 +301,23 @@ class LocalCAS(ContentAddressedStore):
                 os.close(fd)
         except BaseException:
             with contextlib.suppress(OSError):
-                temp.unlink()
+                os.unlink(temp)
             raise
         if sync_now:
             local_io.fsync_dir(folder)
 
-    def _not_a_block_file(self, cid: CID, path: Path) -> IntegrityError:
-        if path.is_dir():
+    def _not_a_block_file(self, cid: CID, path: str | Path) -> IntegrityError:
+        if os.path.isdir(path):
             what = f"{path} is a directory, not a block file"
         else:
-            what = f"{path.parent} is not a directory"
+            what = f"{os.path.dirname(path)} is not a directory"
         return IntegrityError(
             f"block {cid} cannot be read or written: {what} (the store is damaged; "
             "py_hamt removes nothing it did not write)",
             cid,
         )
 
-    def _present(self, cid: CID, final: Path, data: bytes) -> bool:
+    def _present(self, cid: CID, final: str, data: bytes) -> bool:
         """Whether ``final`` already holds exactly ``data``. A file that
         differs is damage (``False``: it is to be replaced); something that
         is not a file in the way raises IntegrityError."""
@@ -324,7 +339,7 @@ class LocalCAS(ContentAddressedStore):
         return same
 
     def _write_block(
-        self, cid: CID, final: Path, data: bytes, batch: local_io.Batch | None = None
+        self, cid: CID, final: str, data: bytes, batch: local_io.Batch | None = None
     ) -> None:
         try:
             self._write_atomic(final, data, batch)
@@ -336,11 +351,12 @@ class LocalCAS(ContentAddressedStore):
         identical file is there; a differing one is damage and is replaced.
         In a batch, a file already there is recorded to be fsynced too (its
         writer may not have made it durable yet)."""
-        final = self._file(bytes(cid.digest))
+        final = self._file_name(bytes(cid.digest))
+        folder = os.path.dirname(final)
         if not self._present(cid, final, data):
             self._write_block(cid, final, data, batch)
-        elif batch is not None and not batch.defer(final, final.parent):
-            local_io.fsync_paths((final, final.parent))
+        elif batch is not None and not batch.defer(final, folder):
+            local_io.fsync_paths((final, folder))
 
     async def _store(self, cid: CID, data: bytes) -> None:
         """:meth:`_store_sync`, with the write in a worker thread. A small
@@ -352,10 +368,11 @@ class LocalCAS(ContentAddressedStore):
         if len(data) >= local_io.INLINE_MAX:
             await local_io.in_pool(self._store_sync, cid, data, batch)
             return
-        final = self._file(bytes(cid.digest))
+        final = self._file_name(bytes(cid.digest))
         if self._present(cid, final, data):
-            if batch is not None and not batch.defer(final, final.parent):
-                await local_io.in_pool(local_io.fsync_paths, (final, final.parent))
+            folder = os.path.dirname(final)
+            if batch is not None and not batch.defer(final, folder):
+                await local_io.in_pool(local_io.fsync_paths, (final, folder))
         elif batch is not None:
             self._write_block(cid, final, data, batch)  # no fsync: cheaper than a hop
         else:
@@ -416,7 +433,7 @@ class LocalCAS(ContentAddressedStore):
         """
         return self._file(bytes(self._as_cid(id).digest)).is_file()
 
-    def _open_block(self, cid: CID, path: Path) -> tuple[int, int]:
+    def _open_block(self, cid: CID, path: str) -> tuple[int, int]:
         """Open ``cid``'s file: its descriptor and size.
 
         Raises:
@@ -431,7 +448,7 @@ class LocalCAS(ContentAddressedStore):
             raise self._not_a_block_file(cid, path) from None
         return fd, self._size(cid, path, fd)
 
-    def _size(self, cid: CID, path: Path, fd: int) -> int:
+    def _size(self, cid: CID, path: str, fd: int) -> int:
         """The size of the open block file ``fd``; closes it and raises
         IntegrityError if it is a directory."""
         try:
@@ -445,14 +462,14 @@ class LocalCAS(ContentAddressedStore):
         return info.st_size
 
     @staticmethod
-    def _check(cid: CID, path: Path, data: bytes) -> bytes:
+    def _check(cid: CID, path: str | Path, data: bytes) -> bytes:
         try:
             verify_block(cid, data)
         except IntegrityError as exc:
             raise IntegrityError(f"block file {path} is damaged: {exc}", cid) from exc
         return data
 
-    def _read_verified_fd(self, cid: CID, path: Path, fd: int, size: int) -> bytes:
+    def _read_verified_fd(self, cid: CID, path: str, fd: int, size: int) -> bytes:
         """Read the whole file from ``fd`` (closing it) and verify it."""
         try:
             data = local_io.read_to_end(fd, size)
@@ -484,7 +501,7 @@ class LocalCAS(ContentAddressedStore):
             IntegrityError: the file does not hash to ``cid``, or a directory
                 is in its place.
         """
-        path = self._file(bytes(cid.digest))
+        path = self._file_name(bytes(cid.digest))
         fd, size = self._open_block(cid, path)
         if size < local_io.INLINE_MAX:
             return self._read_verified_fd(cid, path, fd, size)

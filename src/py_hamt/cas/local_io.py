@@ -130,7 +130,7 @@ def timed_fsync(fd: int) -> None:
         observability.record("py_hamt.local.fsync.duration", time.perf_counter() - start)
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         timed_fsync(fd)
@@ -138,7 +138,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_paths(paths: Iterable[Path]) -> None:
+def fsync_paths(paths: Iterable[str | Path]) -> None:
     """fsync each file or directory, in turn (one worker's share of a batch)."""
     for path in paths:
         fsync_dir(path)  # opens read-only, which fsync accepts for files too
@@ -199,7 +199,7 @@ def syncfs_is_cheap(paths: int) -> bool:
     return dirty is not None and dirty <= SYNCFS_MAX_DIRTY
 
 
-def syncfs_dirs(dirs: Iterable[Path]) -> None:
+def syncfs_dirs(dirs: Iterable[str]) -> None:
     """syncfs the filesystem of each directory (once per filesystem): every
     file and directory written there is then durable."""
     assert SYNCFS is not None
@@ -230,10 +230,10 @@ class Batch:
         self.store = store
         self.lock = threading.Lock()
         self.closed = False
-        self.files: set[Path] = set()
-        self.dirs: set[Path] = set()
+        self.files: set[str] = set()
+        self.dirs: set[str] = set()
 
-    def defer(self, file: Path | None, folder: Path) -> bool:
+    def defer(self, file: str | None, folder: str) -> bool:
         """Record ``file`` and ``folder`` for the exit's fsyncs; ``False``
         (nothing recorded) once the batch has closed."""
         with self.lock:
@@ -244,7 +244,7 @@ class Batch:
             self.dirs.add(folder)
             return True
 
-    def take(self, *, close: bool) -> tuple[list[Path], list[Path]]:
+    def take(self, *, close: bool) -> tuple[list[str], list[str]]:
         """The files and the directories recorded so far, forgotten here;
         with ``close``, nothing more is recorded."""
         with self.lock:
