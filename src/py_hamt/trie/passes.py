@@ -137,7 +137,7 @@ def find_pass(root: Node | Draft, h: bytes, kb: bytes, key: str, fetch: Fetch) -
                 raise KeyNotFoundError(key)
             e = entry_at(node.packed, node.offsets, (bitmap & ((1 << slot) - 1)).bit_count())
         else:
-            e = node.slots[slot]  # type: ignore[union-attr]
+            e = node.slots.get(slot)  # type: ignore[union-attr]
             if e is None:
                 raise KeyNotFoundError(key)
             if type(e) is Draft:
@@ -207,7 +207,7 @@ def set_pass(
         if depth >= len(h):
             raise _exhausted(kb, h, max_bucket_size)
         slot = h[depth]
-        e = node.slots[slot]
+        e = node.slots.get(slot)
         if e is None:
             buf.put(node, slot, encode_bucket([(kb, raw)]))
             return
@@ -258,7 +258,7 @@ def delete_pass(
         if depth >= len(h):
             raise KeyNotFoundError(key)
         slot = h[depth]
-        e = node.slots[slot]
+        e = node.slots.get(slot)
         path.append((node, slot))
         if e is None:
             raise KeyNotFoundError(key)

@@ -102,10 +102,10 @@ def _decode(
             return node_contents(node.bitmap, node.packed, node.offsets, path, hash_key), []
         contents = NodeContents()
         drafts: list[tuple[int, Tree | bytes]] = []
-        for slot, e in enumerate(node.slots):  # type: ignore[union-attr]
+        for slot, e in sorted(node.slots.items()):  # type: ignore[union-attr]
             if type(e) is bytes:
                 contents.add_entry(slot, e, 0, len(e), path, hash_key)
-            elif e is not None:
+            else:
                 drafts.append((slot, e))
         return contents, drafts
     except Misplaced as exc:
