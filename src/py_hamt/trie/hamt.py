@@ -109,10 +109,11 @@ class HAMT:
         max_cache_bytes: bound on clean nodes kept in memory, in either mode
             (least recently used evicted first), counted in exact CPython
             sizes: a node costs about its encoded size. Default 128 MiB.
-        max_buffer_bytes: bound on the memory held by changed nodes in write
-            mode. Past it, the HAMT writes them (they become clean, cached
-            nodes), so a long ETL job never grows without bound. Default
-            256 MiB.
+        max_buffer_bytes: bound on the memory held in write mode by changed
+            nodes and by sets waiting for their path to be loaded (see
+            :meth:`set`). Past it, the HAMT applies the waiting sets and
+            writes changed nodes (they become clean, cached nodes), so a long
+            ETL job never grows without bound. Default 256 MiB.
 
     Raises:
         InvalidArgumentError: ``max_bucket_size < 1``, or a read-only HAMT
@@ -567,11 +568,24 @@ class HAMT:
         Returns the :class:`WriteResult` of the value's block (the digest is
         of the stored bytes: the DAG-CBOR encoding unless ``values_are_bytes``).
 
+        The value is stored at once. The key is linked at once when every
+        node on its path is in memory; otherwise the set waits, packed, and
+        is applied with the other waiting sets of its root slot, in hash
+        order, so each node is loaded once for all of them. That happens
+        when the write buffer passes ``max_buffer_bytes``, and before any
+        read, delete, walk or commit, so every call sees every set made
+        before it.
+
         Raises:
             ReadOnlyError: in read-only mode.
             InvalidTypeError: (a ``TypeError``) ``key`` is not ``str``, or
                 ``value`` does not fit ``values_are_bytes``.
             BlockNotFoundError: a node on ``key``'s path is not in the store.
+                For a set that waited, the call that applies it raises this
+                (naming the key) instead, and that set is dropped; the
+                others stay.
+            HashExhaustedError: more than ``max_bucket_size`` keys share the
+                whole hash; for a set that waited, raised as above.
         """
         self._check_writable()
         h, kb = self._hash(key)
