@@ -573,7 +573,9 @@ def main() -> None:
         default=Path("/tmp/py-hamt-scale"),
         help="the store goes to DIR/raw, removed before and after (unless --keep)",
     )
-    r.add_argument("--buffer-mb", type=int, default=512, help="max_buffer_bytes (default 512)")
+    r.add_argument(
+        "--buffer-mb", type=int, default=256, help="max_buffer_bytes (default 256, the library's)"
+    )
     r.add_argument(
         "--cache-mb",
         type=int,
@@ -598,7 +600,9 @@ def main() -> None:
         default="1000000,3000000,10000000",
         help="key counts of the raw case ('' skips it)",
     )
-    a.add_argument("--buffer-mb", type=int, default=512, help="the raw case's max_buffer_bytes")
+    a.add_argument(
+        "--buffer-mb", type=int, default=256, help="the raw case's max_buffer_bytes (default 256)"
+    )
     a.add_argument("--raw-stats", action="store_true", help="the raw case with --stats")
     a.add_argument(
         "--skip-datasets",
