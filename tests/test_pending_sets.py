@@ -179,6 +179,35 @@ async def test_a_failing_waiting_set_is_named_and_the_others_are_kept() -> None:
         await hamt.get(crowded[2])
 
 
+async def test_a_store_that_fails_to_load_loses_no_waiting_set() -> None:
+    class FlakyCAS(InMemoryCAS):
+        failures = 0
+
+        async def load(
+            self,
+            id: Any,  # noqa: A002 - the CAS method's public name
+            offset: Any = None,
+            length: Any = None,
+            suffix: Any = None,
+        ) -> bytes:
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("gateway went away")
+            return await super().load(id, offset, length, suffix)
+
+    cas = FlakyCAS()
+    base = await build_from(ITEMS, cas)
+    hamt = await reopen(cas, base.root_node_id)
+    for i in range(0, 3000, 3):
+        await hamt.set(f"v/c/{i}", b"z")
+    cas.failures = 1
+    with pytest.raises(ConnectionError):
+        await hamt.get("v/c/0")
+    await hamt.make_read_only()
+    for i in range(0, 3000, 3):
+        assert await hamt.get(f"v/c/{i}") == b"z"
+
+
 async def test_a_cancelled_drain_loses_no_set() -> None:
     cas = CountingCAS()
     base = await build_from(ITEMS, cas)

@@ -56,6 +56,7 @@ from py_hamt.codec.node import encode_id
 from py_hamt.codec.packed_node import NodeContents, decode_id
 from py_hamt.errors import (
     BlockNotFoundError,
+    HashExhaustedError,
     InvalidArgumentError,
     InvalidTypeError,
     KeyNotFoundError,
@@ -87,6 +88,10 @@ DEFAULT_MAX_BUFFER_BYTES = 256 * 2**20
 """Write buffer bound: memory held by changed nodes before a flush."""
 
 _VALUE_CODEC: Codec = "raw"
+
+_REFUSED_SET = (HashExhaustedError, BlockNotFoundError, MalformedNodeError)
+"""What a waiting set fails with for good, as it would have at once: the set
+is dropped. Anything else (a dead gateway, a cancellation) leaves it waiting."""
 
 
 class HAMT:
@@ -665,10 +670,12 @@ class HAMT:
         :meth:`~ContentAddressedStore.write_batch` (one sync at the end); the
         root is not written here.
 
-        Raises what a set would have: :class:`HashExhaustedError` or
-        :class:`BlockNotFoundError` (a node on the key's path is gone),
-        naming the key. That set is dropped; every other waiting set stays
-        waiting. On cancellation nothing waiting is lost.
+        Raises what a set would have: :class:`HashExhaustedError`,
+        :class:`BlockNotFoundError` (a node on the key's path is gone) or
+        :class:`MalformedNodeError`, naming the key; that set is dropped and
+        every other one stays waiting. Any other error (a store that cannot
+        be reached, a block that fails its hash check) or a cancellation
+        drops nothing: the set is tried again by the next call that applies.
         """
         pending = self._pending
         async with self.cas.write_batch():
@@ -693,7 +700,7 @@ class HAMT:
                     run = partial(self._set_loaded, h, kb, raw)
                     await self._loader.run(run, kb.decode("utf-8"), need)
                 applied += 1
-        except Exception:
+        except _REFUSED_SET:
             self._pending.put_back(slot, records[applied + 1 :])
             raise
         except BaseException:
