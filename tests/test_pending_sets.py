@@ -266,3 +266,28 @@ def test_pending_sets_sort_by_hash_and_keep_the_order_of_one_key() -> None:
     pending.take(5, hashes.__getitem__)
     assert pending.count == pending.nbytes == 0
     assert pending.take(7, hashes.__getitem__) == []
+
+
+async def test_after_the_buffer_spills_sets_wait_rather_than_thaw_cached_nodes() -> None:
+    cas = CountingCAS()
+    hamt = await HAMT.build(cas=cas, values_are_bytes=True, max_buffer_bytes=40_000)
+    for k, v in ITEMS:
+        await hamt.set(k, v)
+    # The buffer has spilled: written nodes are clean and cached, so before
+    # this rule each of these sets would have thawed a whole leaf for itself.
+    assert hamt._spilled
+    hamt.max_buffer_bytes = 2**30  # no further drain while we look
+    waiting = hamt._pending.count
+    cas.loads = 0
+    for i in range(0, 3000, 10):
+        await hamt.set(f"v/c/{i}", b"again")
+    # Most of the 300 wait (those under drafts made since the spill do not).
+    assert hamt._pending.count - waiting > 150
+    assert cas.loads == 0
+    await hamt.make_read_only()
+    assert await hamt.get("v/c/10") == b"again"
+    assert await hamt.get("v/c/11") == b"11"
+    fresh = await build_from(
+        [(k, b"again" if int(k[4:]) % 10 == 0 else v) for k, v in ITEMS], InMemoryCAS()
+    )
+    assert hamt.root_node_id == fresh.root_node_id

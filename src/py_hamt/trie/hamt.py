@@ -181,6 +181,9 @@ class HAMT:
         if root_node_id is None:
             self._root = self._buffer.new_draft()
         self._flushing = False
+        # Whether the write buffer has passed its bound: from then on a set
+        # that would thaw a clean node waits too (see _link_value).
+        self._spilled = False
         # Sets waiting for nodes not in memory (see trie/pending.py), the
         # drain applying them (done when it ends), and the root slot whose
         # sets that drain is applying now.
@@ -317,7 +320,7 @@ class HAMT:
         are still over."""
         if self._flushing or self._held() <= self.max_buffer_bytes:
             return
-        self._flushing = True
+        self._flushing = self._spilled = True
         try:
             await self._drain()
             if self._buffer.nbytes > self.max_buffer_bytes:
@@ -627,7 +630,13 @@ class HAMT:
         """Put ``key -> raw id`` into the tree now if its path is in memory,
         else record it to be applied with the other waiting sets. A set
         waits too while earlier sets under its root slot wait or are being
-        applied, so the sets of one key always land in the order made."""
+        applied, so the sets of one key always land in the order made.
+
+        Once the buffer has passed its bound (a write too big to hold), a
+        set also waits rather than thaw a clean node that happens to be
+        cached: thawing a whole leaf for one key, writing it at the next
+        flush and thawing it again for the next key would rewrite each leaf
+        many times per flush instead of once."""
         if self._root is None:
             await self._get_root()
         self._check_writable()
@@ -637,7 +646,8 @@ class HAMT:
             pending.add(first, kb, raw)
         else:
             try:  # the usual case: the path is in memory
-                self._set_pass(h, kb, raw, self._loader.cached)
+                fetch = _nothing if self._spilled else self._loader.cached
+                self._set_pass(h, kb, raw, fetch)
             except NeedsLoad:
                 pending.add(first, kb, raw)
         if self._held() > self.max_buffer_bytes:
@@ -822,6 +832,7 @@ class HAMT:
             _loader=Loader(self.cas, self.max_bucket_size, self._loader.cache.max_bytes),
             _buffer=WriteBuffer(),
             _flushing=False,
+            _spilled=False,
             _pending=PendingSets(),
             _draining=None,
             _busy_slot=None,
@@ -838,6 +849,10 @@ class HAMT:
         root = self._committed_root_id()
         shown = format_id(root) if root is not None else "<uncommitted>"
         return f"<HAMT {mode} root={shown} cas={type(self.cas).__name__}>"
+
+
+def _nothing(raw_id: bytes) -> None:
+    """A fetch that has no node: every clean child makes the pass wait."""
 
 
 def _draft_size(draft: Draft) -> int:
