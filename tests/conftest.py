@@ -78,6 +78,38 @@ def run(coro: Awaitable[T]) -> T:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
+class CountingCAS(InMemoryCAS):
+    """An in-memory store that counts loads and lets a test disturb them:
+    each load first yields to the loop (so concurrent loads interleave);
+    while ``failures`` is positive a load fails with ``ConnectionError``
+    (a store that went away); while ``gate`` is set, loads wait for it to
+    open, after setting ``waiting``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+        self.failures = 0
+        self.gate: asyncio.Event | None = None
+        self.waiting = asyncio.Event()
+
+    async def load(
+        self,
+        id: Any,  # noqa: A002 - the CAS method's public name
+        offset: Any = None,
+        length: Any = None,
+        suffix: Any = None,
+    ) -> bytes:
+        self.loads += 1
+        await asyncio.sleep(0)
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("gateway went away")
+        if self.gate is not None:
+            self.waiting.set()
+            await self.gate.wait()
+        return await super().load(id, offset, length, suffix)
+
+
 async def build_from(
     items: Iterable[tuple[str, bytes]],
     cas: ContentAddressedStore | None = None,

@@ -21,7 +21,7 @@ from py_hamt import (
     ReadOnlyError,
     blake3_hashfn,
 )
-from tests.conftest import build_from
+from tests.conftest import CountingCAS, build_from
 
 
 async def test_set_get_overwrite_delete(any_cas: ContentAddressedStore) -> None:
@@ -295,22 +295,6 @@ async def test_concurrent_sets_lose_nothing(cas: InMemoryCAS) -> None:
 
 
 async def test_concurrent_reads_share_node_loads(cas: InMemoryCAS) -> None:
-    class CountingCAS(InMemoryCAS):
-        def __init__(self) -> None:
-            super().__init__()
-            self.loads = 0
-
-        async def load(
-            self,
-            id: Any,  # noqa: A002 - the CAS method's public name
-            offset: Any = None,
-            length: Any = None,
-            suffix: Any = None,
-        ) -> bytes:
-            self.loads += 1
-            await asyncio.sleep(0)
-            return await super().load(id, offset, length, suffix)
-
     counting = CountingCAS()
     hamt = await build_from([(f"k{i}", b"v") for i in range(2000)], counting)
     ro = await HAMT.build(

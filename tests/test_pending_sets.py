@@ -19,32 +19,9 @@ from py_hamt import (
     blake3_hashfn,
 )
 from py_hamt.trie.pending import PendingSets
-from tests.conftest import build_from
+from tests.conftest import CountingCAS, build_from
 
 ITEMS = [(f"v/c/{i}", f"{i}".encode()) for i in range(3000)]
-
-
-class CountingCAS(InMemoryCAS):
-    """Counts loads; ``gate``, when set, holds every load until it opens."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loads = 0
-        self.gate: asyncio.Event | None = None
-        self.waiting = asyncio.Event()
-
-    async def load(
-        self,
-        id: Any,  # noqa: A002 - the CAS method's public name
-        offset: Any = None,
-        length: Any = None,
-        suffix: Any = None,
-    ) -> bytes:
-        self.loads += 1
-        if self.gate is not None:
-            self.waiting.set()
-            await self.gate.wait()
-        return await super().load(id, offset, length, suffix)
 
 
 async def reopen(cas: InMemoryCAS, root: Any, **kw: Any) -> HAMT:
@@ -180,22 +157,7 @@ async def test_a_failing_waiting_set_is_named_and_the_others_are_kept() -> None:
 
 
 async def test_a_store_that_fails_to_load_loses_no_waiting_set() -> None:
-    class FlakyCAS(InMemoryCAS):
-        failures = 0
-
-        async def load(
-            self,
-            id: Any,  # noqa: A002 - the CAS method's public name
-            offset: Any = None,
-            length: Any = None,
-            suffix: Any = None,
-        ) -> bytes:
-            if self.failures:
-                self.failures -= 1
-                raise ConnectionError("gateway went away")
-            return await super().load(id, offset, length, suffix)
-
-    cas = FlakyCAS()
+    cas = CountingCAS()
     base = await build_from(ITEMS, cas)
     hamt = await reopen(cas, base.root_node_id)
     for i in range(0, 3000, 3):
