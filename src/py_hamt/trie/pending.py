@@ -88,10 +88,6 @@ class PendingSets:
             for kb, raw in _records(newer):
                 self.add(slot, kb, raw)
 
-    def clear(self) -> None:
-        self.logs.clear()
-        self.nbytes = self.count = 0
-
 
 def _by_hash(record: Record) -> bytes:
     return record[0]
