@@ -102,12 +102,12 @@ async def test_every_fixture_written_by_py_hamt_36_reads_back_exactly(
     if fx["manifest_version"]:
         assert store.manifest_version == fx["manifest_version"]
     ds = _open_dataset(store, fx.get("xarray_group"))
-    want = np.load(VECTORS / fx["expected"])
-    for variable, meta in fx["variables"].items():
-        assert ds[variable].dtype == np.dtype(meta["dtype"])
-        np.testing.assert_array_equal(ds[variable].values, want[variable])
-    for coord in ds.coords:
-        np.testing.assert_array_equal(ds[coord].values, want[f"coord_{coord}"])
+    with np.load(VECTORS / fx["expected"]) as want:  # an .npz keeps its file open
+        for variable, meta in fx["variables"].items():
+            assert ds[variable].dtype == np.dtype(meta["dtype"])
+            np.testing.assert_array_equal(ds[variable].values, want[variable])
+        for coord in ds.coords:
+            np.testing.assert_array_equal(ds[coord].values, want[f"coord_{coord}"])
 
 
 def test_the_shared_check_script_reads_every_fixture() -> None:
@@ -240,7 +240,8 @@ async def test_py_hamt_36_opens_what_we_write(
         assert layout["manifest_version"] == f"sharded_zarr_{spec['layout']}"
     _dump(cas, root, tmp_path)
     _run_oracle(oracle, "read", tmp_path, {**spec, "chunks_per_shard": 4})
-    _assert_same(np.load(tmp_path / "arrays.npz"), ds)
+    with np.load(tmp_path / "arrays.npz") as read:
+        _assert_same(read, ds)
 
 
 THEIRS_TO_OURS = [
@@ -271,5 +272,5 @@ async def test_we_open_what_py_hamt_36_writes(
     back = _open_dataset(store, spec["group"])
     ds = dataset(spec["variables"])
     _assert_same({k: back[k].values for k in [*back.data_vars, *back.coords]}, ds)
-    written = np.load(tmp_path / "arrays.npz")
-    _assert_same(written, ds)  # the oracle wrote the same dataset we compare with
+    with np.load(tmp_path / "arrays.npz") as written:
+        _assert_same(written, ds)  # the oracle wrote the same dataset we compare with
