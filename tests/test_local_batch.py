@@ -13,9 +13,11 @@ import pytest
 from multiformats import CID
 
 import py_hamt.cas.local_io as local_io
+import py_hamt.cas.local_packs as local_packs
 from py_hamt import BlockNotFoundError, InMemoryCAS, IntegrityError, LocalCAS
 
-SMALL = 700  # a HAMT node's size
+SMALL = 700  # a HAMT node's size: packed inside a batch
+FILE = local_packs.PACK_BLOCK_MAX  # the smallest block a batch writes as a file
 LARGE = 140_160  # a bench chunk's size
 
 
@@ -78,11 +80,17 @@ def blob(i: int, size: int = SMALL) -> bytes:
     return i.to_bytes(4, "big") * (size // 4)
 
 
+def stored_at(cas: LocalCAS, cid: CID) -> Path:
+    """The file that holds ``cid``: its pack, else its own file."""
+    loc = cas._packed.get(bytes(cid.digest))
+    return block_path(cas, cid) if loc is None else Path(cas._pack_paths[loc >> 64])
+
+
 def durable_set(cas: LocalCAS, cids: list[CID]) -> set[tuple[int, int]]:
-    """Each block's file and its directory."""
+    """The file holding each block (its own or its pack) and that file's directory."""
     out = set()
     for cid in cids:
-        path = block_path(cas, cid)
+        path = stored_at(cas, cid)
         out |= {ident(path), ident(path.parent)}
     return out
 
@@ -100,13 +108,22 @@ async def test_a_batch_fsyncs_nothing_until_its_exit_then_everything_once(
             assert await cas.load(cid) == blob(i)  # readable before it is durable
     wanted = durable_set(cas, cids)
     assert syncs.covers(wanted)
+    # The 40 small blocks went to one pack, the large one to a file of its own.
+    [pack] = cas.pack_files()
+    assert {stored_at(cas, c) for c in cids[:-1]} == {pack}
+    assert stored_at(cas, cids[-1]) == block_path(cas, cids[-1])
+    counts = Counter((dev, ino) for _, dev, ino in syncs.events)
+    # The pack and its folder are fsynced once each, whatever the files take.
+    assert counts[ident(pack)] == 1
+    assert counts[ident(pack.parent)] == 1
     if syncs.mode == "fsync":
-        counts = Counter((dev, ino) for _, dev, ino in syncs.events)
         assert all(counts[x] == 1 for x in wanted)  # each file and directory once
         # New block directories were created: their names (in blocks/) are durable too.
         assert ident(tmp_path / "blocks") in counts
     else:
-        assert syncs.events == [("syncfs", ident(tmp_path)[0], 0)]  # one for them all
+        assert [e for e in syncs.events if e[0] == "syncfs"] == [
+            ("syncfs", ident(tmp_path)[0], 0)
+        ]  # one for the files
     assert await cas.load(cids[-1]) == blob(99, LARGE)
 
 
@@ -139,7 +156,7 @@ async def test_a_writer_outside_the_batch_still_fsyncs_each_write(
         await inside_done.wait()
         cid = await cas.save(blob(100), "raw")
         seen["durable"] = syncs.covers(durable_set(cas, [cid]))
-        files = {ident(block_path(cas, c)) for c in batch_cids}
+        files = durable_set(cas, batch_cids)
         seen["batch_events"] = [
             e for e in syncs.events if e[0] == "syncfs" or (e[1], e[2]) in files
         ]
@@ -203,9 +220,10 @@ async def test_an_exception_in_the_batch_still_makes_its_blocks_durable(
         await failing()
     assert seen == []
     assert syncs.covers(durable_set(cas, cids))
-    # A later put of the same bytes finds the (durable) file and writes nothing.
+    # A later put of the same bytes finds the (durable) copy and writes nothing.
     syncs.clear()
     assert await cas.save(blob(1), "raw") == cids[0]
+    assert await cas.save(blob(2, LARGE), "raw") == cids[1]
     assert syncs.events == []
 
 
@@ -286,16 +304,16 @@ async def test_many_paths_take_one_syncfs_few_take_fsyncs(
     monkeypatch.setattr(local_io, "SYNCFS", rec.syncfs)
     monkeypatch.setattr(local_io, "dirty_bytes", lambda: local_io.SYNCFS_MAX_DIRTY)
     cas = LocalCAS(tmp_path)
-    few = await cas.save(blob(0), "raw")  # its folder exists from here on
+    few = await cas.save(blob(0, FILE), "raw")  # its folder exists from here on
     rec.clear()
     async with cas.write_batch():
-        again = await cas.save(blob(0, SMALL * 2), "raw")
+        again = await cas.save(blob(0, FILE * 2), "raw")
     assert {e[0] for e in rec.events} == {"fsync"}  # under _SYNCFS_MIN paths
     assert rec.covers(durable_set(cas, [again]))
-    assert await cas.load(few) == blob(0)
+    assert await cas.load(few) == blob(0, FILE)
     rec.clear()
     async with cas.write_batch():
-        many = [await cas.save(blob(i), "raw") for i in range(1, local_io.SYNCFS_MIN)]
+        many = [await cas.save(blob(i, FILE), "raw") for i in range(1, local_io.SYNCFS_MIN)]
     assert rec.events == [("syncfs", ident(tmp_path)[0], 0)]
     assert rec.covers(durable_set(cas, many))
 
@@ -311,7 +329,7 @@ async def test_much_dirty_data_elsewhere_means_fsyncs(
     monkeypatch.setattr(local_io, "dirty_bytes", lambda: dirty)
     cas = LocalCAS(tmp_path)
     async with cas.write_batch():
-        many = [await cas.save(blob(i), "raw") for i in range(2 * local_io.SYNCFS_MIN)]
+        many = [await cas.save(blob(i, FILE), "raw") for i in range(2 * local_io.SYNCFS_MIN)]
     assert {e[0] for e in rec.events} == {"fsync"}
     assert rec.covers(durable_set(cas, many))
 

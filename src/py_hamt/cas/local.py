@@ -92,6 +92,9 @@ import os
 import re
 import secrets
 import stat
+import threading
+import time
+import weakref
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -107,6 +110,13 @@ from py_hamt.cas.base import (
     IPLDKind,
     slice_range,
     verify_block,
+)
+from py_hamt.cas.local_packs import (
+    PACK_BLOCK_MAX,
+    PACK_MAX_BYTES,
+    PackDamagedError,
+    PackWriter,
+    read_index,
 )
 from py_hamt.cas.write_result import ContentDigest, DigestAlgorithm, WriteResult
 from py_hamt.codec.cids import DAG_CBOR, RAW, cid_from_text, coerce_cid, make_cid
@@ -140,6 +150,14 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _close_all(fds: dict[int, int]) -> None:
+    """Close a collected store's pack descriptors."""
+    for fd in fds.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
 
 
 def _read_fd(fd: int, limit: int) -> bytes:
@@ -187,11 +205,32 @@ class LocalCAS(ContentAddressedStore):
         self._blocks = self.path / "blocks"
         self._blocks_dir = os.fspath(self._blocks)
         self._refs = self.path / "refs"
+        self._packs = self.path / "packs"
+        self._packs_dir = os.fspath(self._packs)
         self._blocks.mkdir(parents=True, exist_ok=True)
         self._refs.mkdir(parents=True, exist_ok=True)
+        self._packs.mkdir(parents=True, exist_ok=True)
+        # Packed blocks: multihash -> location (see _locate), for the packs
+        # found in packs/ and those this object is writing.
+        self._packed: dict[bytes, int] = {}
+        self._pack_paths: list[str] = []  # by ordinal
+        self._pack_fds: dict[int, int] = {}  # open descriptors, by ordinal
+        self._pack_writers: dict[int, PackWriter] = {}  # unfinished, by ordinal
+        self._pack_names: set[str] = set()  # the pack files already indexed
+        self._damaged_packs: dict[str, str] = {}
+        self._packs_stamp: int | None = None  # packs/ mtime at the last scan
+        self._pack_lock = threading.Lock()
+        weakref.finalize(self, _close_all, self._pack_fds)
 
     def __repr__(self) -> str:
         return f"LocalCAS({str(self.path)!r})"
+
+    def __getstate__(self) -> dict[str, object]:
+        # A copy (a dask worker's) opens its own packs and finds the others'.
+        return {"path": self.path, "hasher": self.hasher, "fsync": self.fsync}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["path"], hasher=state["hasher"], fsync=state["fsync"])  # type: ignore[misc]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LocalCAS):
@@ -365,6 +404,12 @@ class LocalCAS(ContentAddressedStore):
         batch a small block is written there too (no fsync to wait for); a
         large one is compared and written in the thread."""
         batch = self._batch()
+        if len(data) < PACK_BLOCK_MAX:
+            if batch is not None:
+                if self._pack_put(batch, cid, data):
+                    return
+            elif self._durably_packed(cid, data):
+                return
         if len(data) >= local_io.INLINE_MAX:
             await local_io.in_pool(self._store_sync, cid, data, batch)
             return
@@ -377,6 +422,171 @@ class LocalCAS(ContentAddressedStore):
             self._write_block(cid, final, data, batch)  # no fsync: cheaper than a hop
         else:
             await local_io.in_pool(self._write_block, cid, final, data, batch)
+
+    # ------------------------------------------------------------------ packs
+    @staticmethod
+    def _locate(loc: int) -> tuple[int, int, int]:
+        """A packed block's ``(pack ordinal, offset, length)``; locations
+        are one ``int`` each (about 40 bytes less a block than a tuple)."""
+        return loc >> 64, (loc >> 24) & ((1 << 40) - 1), loc & 0xFFFFFF
+
+    def _pack_put(self, batch: local_io.Batch, cid: CID, data: bytes) -> bool:
+        """Append a small block to ``batch``'s pack, unless a durable copy
+        (or one of this batch) is already packed; ``False`` when that copy
+        is damaged, so that the caller writes the block as a file (which
+        reads fall back to)."""
+        mh = bytes(cid.digest)
+        loc = self._packed.get(mh)
+        if loc is not None:
+            ordinal = loc >> 64
+            writer = self._pack_writers.get(ordinal)
+            if writer is None or writer in batch.packs:
+                if self._pread(loc) == data:
+                    return True
+                log.warning("packed copy of %s is damaged; writing the block as a file", cid)
+                return False
+        with batch.lock:
+            if batch.closed:
+                return False
+            if not batch.packs or batch.packs[-1].size >= PACK_MAX_BYTES:
+                writer = PackWriter(self._packs_dir)
+                batch.packs.append(writer)
+                with self._pack_lock:
+                    ordinal = len(self._pack_paths)
+                    self._pack_paths.append(writer.temp)
+                    self._pack_writers[ordinal] = writer
+                    self._pack_fds[ordinal] = writer.fd
+                writer.ordinal = ordinal
+            writer = batch.packs[-1]
+        offset = writer.append(mh, data)
+        self._packed[mh] = (writer.ordinal << 64) | (offset << 24) | len(data)
+        return True
+
+    def _durably_packed(self, cid: CID, data: bytes) -> bool:
+        """Whether a finished pack holds an intact copy of ``data``."""
+        loc = self._packed_location(bytes(cid.digest))
+        if loc is None or (loc >> 64) in self._pack_writers:
+            return False
+        return self._pread(loc) == data
+
+    async def _finish_packs(self, writers: list[PackWriter]) -> None:
+        """Make a batch's packs durable and visible under their final names
+        (at the batch's exit, or before a ref is set inside it)."""
+
+        def finish(writer: PackWriter) -> None:
+            final = writer.finish(durable=self.fsync)
+            with self._pack_lock:
+                self._pack_paths[writer.ordinal] = final
+                self._pack_names.add(writer.name)
+                del self._pack_writers[writer.ordinal]
+
+        if len(writers) == 1:
+            await local_io.in_pool(finish, writers[0])
+        else:
+            await asyncio.gather(*(local_io.in_pool(finish, w) for w in writers))
+
+    def _pread(self, loc: int) -> bytes:
+        """The bytes stored at packed location ``loc`` (not verified)."""
+        ordinal, offset, length = self._locate(loc)
+        with self._pack_lock:
+            fd = self._pack_fds.get(ordinal)
+            if fd is None:
+                fd = os.open(self._pack_paths[ordinal], os.O_RDONLY)
+                self._pack_fds[ordinal] = fd
+            return os.pread(fd, length, offset)
+
+    def _read_packed(self, cid: CID, loc: int) -> bytes | None:
+        """A packed block's bytes, verified; ``None`` if that copy is
+        damaged and a block file exists to fall back to.
+
+        Raises:
+            IntegrityError: the copy is damaged and there is no block file.
+        """
+        data = self._pread(loc)
+        try:
+            verify_block(cid, data)
+        except IntegrityError as exc:
+            if os.path.exists(self._file_name(bytes(cid.digest))):
+                return None
+            ordinal, offset, _ = self._locate(loc)
+            raise IntegrityError(
+                f"block {cid} in pack {self._pack_paths[ordinal]} (byte {offset}) is damaged: "
+                f"{exc}",
+                cid,
+            ) from exc
+        return data
+
+    def _scan_packs(self) -> bool:
+        """Index the packs in ``packs/`` not indexed yet (written by other
+        objects or processes); whether any were found. Skipped while the
+        folder is unchanged since the last scan (and that change is over a
+        second old: a folder's mtime may not move for a rename within the
+        same clock tick)."""
+        with self._pack_lock:
+            try:
+                stamp = os.stat(self._packs_dir).st_mtime_ns
+            except FileNotFoundError:
+                return False
+            if stamp == self._packs_stamp and time.time_ns() - stamp > 1_000_000_000:
+                return False
+            self._packs_stamp = stamp
+            found = False
+            for name in sorted(os.listdir(self._packs_dir)):
+                if name in self._pack_names or not name.endswith(".pack") or name[0] == ".":
+                    continue
+                self._pack_names.add(name)
+                path = f"{self._packs_dir}/{name}"
+                try:
+                    fd, entries = read_index(path)
+                except FileNotFoundError:
+                    continue
+                except (PackDamagedError, OSError) as exc:
+                    self._damaged_packs[name] = str(exc)
+                    log.warning("skipping damaged pack: %s", exc)
+                    continue
+                ordinal = len(self._pack_paths)
+                self._pack_paths.append(path)
+                self._pack_fds[ordinal] = fd
+                base = ordinal << 64
+                packed = self._packed
+                for mh, offset, length in entries:
+                    if mh not in packed:
+                        packed[mh] = base | (offset << 24) | length
+                found = True
+            return found
+
+    def _packed_location(self, mh: bytes) -> int | None:
+        """Where ``mh`` is packed, scanning ``packs/`` first on this object's
+        first read."""
+        if self._packs_stamp is None:
+            self._scan_packs()
+        return self._packed.get(mh)
+
+    def close(self) -> None:
+        """Close the pack files this object holds open (it reopens them if
+        used again). Packs still being written (inside an open batch) stay
+        open."""
+        with self._pack_lock:
+            for ordinal, fd in list(self._pack_fds.items()):
+                if ordinal not in self._pack_writers:
+                    os.close(fd)
+                    del self._pack_fds[ordinal]
+
+    def damaged_packs(self) -> dict[str, str]:
+        """Pack files whose index could not be read, each with why; their
+        blocks read as missing (``BlockNotFoundError`` names them)."""
+        self._scan_packs()
+        return dict(self._damaged_packs)
+
+    def packed_blocks(self) -> list[bytes]:
+        """The multihash of every packed block indexed (packs found so far,
+        and those this object is writing)."""
+        self._scan_packs()
+        return list(self._packed)
+
+    def pack_files(self) -> list[Path]:
+        """Every finished pack file (temporary ones excluded)."""
+        return [p for p in self._packs.iterdir() if p.name.endswith(".pack")]
 
     async def put(
         self, data: bytes, codec: Codec, *, digest: DigestAlgorithm = "blake3"
@@ -431,7 +641,10 @@ class LocalCAS(ContentAddressedStore):
         Raises:
             InvalidArgumentError: ``id`` is not a CID or has a truncated digest.
         """
-        return self._file(bytes(self._as_cid(id).digest)).is_file()
+        mh = bytes(self._as_cid(id).digest)
+        if self._packed_location(mh) is not None or self._file(mh).is_file():
+            return True
+        return self._scan_packs() and mh in self._packed
 
     def _open_block(self, cid: CID, path: str) -> tuple[int, int]:
         """Open ``cid``'s file: its descriptor and size.
@@ -501,8 +714,24 @@ class LocalCAS(ContentAddressedStore):
             IntegrityError: the file does not hash to ``cid``, or a directory
                 is in its place.
         """
-        path = self._file_name(bytes(cid.digest))
-        fd, size = self._open_block(cid, path)
+        mh = bytes(cid.digest)
+        loc = self._packed_location(mh)
+        if loc is not None and (data := self._read_packed(cid, loc)) is not None:
+            return data
+        path = self._file_name(mh)
+        try:
+            fd, size = self._open_block(cid, path)
+        except BlockNotFoundError:
+            loc = self._packed.get(mh) if self._scan_packs() else None
+            if loc is not None and (data := self._read_packed(cid, loc)) is not None:
+                return data
+            if self._damaged_packs:
+                raise BlockNotFoundError(
+                    cid,
+                    f"not in {self.path} (damaged packs, whose blocks cannot be "
+                    f"found: {', '.join(sorted(self._damaged_packs))})",
+                ) from None
+            raise
         if size < local_io.INLINE_MAX:
             return self._read_verified_fd(cid, path, fd, size)
         cached = None
@@ -694,7 +923,8 @@ class LocalCAS(ContentAddressedStore):
         removed; no ref can have such a name.
         """
         removed = 0
-        for folder in [self._refs, *(p for p in self._blocks.iterdir() if p.is_dir())]:
+        folders = [self._refs, self._packs, *(p for p in self._blocks.iterdir() if p.is_dir())]
+        for folder in folders:
             for entry in folder.iterdir():
                 match = _TEMP.match(entry.name)
                 if match and not entry.is_dir() and not _pid_alive(int(match[1])):

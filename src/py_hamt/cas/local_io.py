@@ -26,6 +26,7 @@ from py_hamt import observability
 
 if TYPE_CHECKING:
     from py_hamt.cas.local import LocalCAS
+    from py_hamt.cas.local_packs import PackWriter
 
 __all__ = [
     "BATCHES",
@@ -232,6 +233,9 @@ class Batch:
         self.closed = False
         self.files: set[str] = set()
         self.dirs: set[str] = set()
+        # Packs this batch writes (``LocalCAS`` appends its small blocks to
+        # the last one); finished, made durable and handed back at a flush.
+        self.packs: list[PackWriter] = []
 
     def defer(self, file: str | None, folder: str) -> bool:
         """Record ``file`` and ``folder`` for the exit's fsyncs; ``False``
@@ -260,6 +264,10 @@ class Batch:
         fsyncs spread over the I/O pool's workers (overlapping fsyncs share
         the disk's flushes)."""
         files, dirs = self.take(close=close)
+        with self.lock:
+            packs, self.packs = self.packs, []
+        if packs:
+            await self.store._finish_packs(packs)
         paths = [*files, *dirs]
         if not paths:
             return
