@@ -194,16 +194,12 @@ def test_read_index_reads_what_was_written(tmp_path: Path) -> None:
     offsets = [writer.append(mh, blob(i, 40 * (i + 1))) for i, mh in enumerate(mhs)]
     final = writer.finish(durable=True)
     os.close(writer.fd)
-    fd, entries = local_packs.read_index(final)
-    try:
-        assert entries == [
-            (mh, o, 40 * (i + 1)) for i, (mh, o) in enumerate(zip(mhs, offsets, strict=True))
-        ]
-        assert [os.pread(fd, n, o) for _, o, n in entries] == [
-            blob(i, 40 * (i + 1)) for i in range(5)
-        ]
-    finally:
-        os.close(fd)
+    entries = local_packs.read_index(final)
+    assert entries == [
+        (mh, o, 40 * (i + 1)) for i, (mh, o) in enumerate(zip(mhs, offsets, strict=True))
+    ]
+    raw = Path(final).read_bytes()
+    assert [raw[o : o + n] for _, o, n in entries] == [blob(i, 40 * (i + 1)) for i in range(5)]
 
 
 async def test_a_batch_starts_a_new_pack_past_the_size_bound(
@@ -253,3 +249,21 @@ async def test_a_store_pickles_to_its_path_and_settings(tmp_path: Path) -> None:
     copy = pickle.loads(pickle.dumps(cas))
     assert (copy.path, copy.hasher, copy.fsync) == (tmp_path, "sha2-256", False)
     assert copy._packed == {}
+
+
+async def test_a_store_keeps_a_bounded_number_of_packs_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("py_hamt.cas.local.MAX_OPEN_PACKS", 3)
+    cas = LocalCAS(tmp_path)
+    cids = []
+    for i in range(8):  # eight batches, eight packs
+        async with cas.write_batch():
+            cids.append(await cas.save(blob(i), "dag-cbor"))
+    fresh = LocalCAS(tmp_path)
+    for _ in range(2):
+        assert [await fresh.load(c) for c in cids] == [blob(i) for i in range(8)]
+        assert len(fresh._pack_fds) == 3
+    fresh.close()
+    assert fresh._pack_fds == {}
+    assert await fresh.load(cids[0]) == blob(0)  # reopened on demand

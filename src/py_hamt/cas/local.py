@@ -3,6 +3,7 @@
 Layout::
 
     PATH/blocks/<xx>/<multihash hex>   one file per block (xx: first digest byte)
+    PATH/packs/<32 hex>.pack           small blocks of one write batch (see below)
     PATH/refs/<name>                   a named root: the CID as text
 
 Ids are CIDv1 with a blake3 (or sha2-256) multihash and the codec asked for
@@ -28,7 +29,26 @@ another process wrote 256 MiB without fsync, one took 1-2.4 s). Use one for
 blocks reachable only through a block written after it: a HAMT commit's
 nodes, then (outside it) the root.
 
-Every read is verified: the whole file is hashed against the id before any
+Packs (``cas.local_packs``). Inside a batch, a block under 16 KiB (HAMT
+nodes, metadata) is not a file of its own: it is appended to the batch's
+pack, a temporary file in ``packs/`` that the batch's exit finishes with an
+index, fsyncs, renames to ``<32 hex>.pack`` and makes durable with one fsync
+of ``packs/``. Creating a file costs 35-900 us of kernel time here, so a
+commit of 211 nodes went from 80 ms to about 20 ms. A packed block reads
+back at once through the store object that wrote it, and through any other
+object or process once the batch has exited (a block not found triggers a
+look for new packs). A process killed inside a batch leaves only the
+temporary pack (removed by :meth:`cleanup`); a root is written after its
+batch, so no durable root names a block in it. A packed copy that fails its
+hash check is an ``IntegrityError`` naming the pack and offset; writing the
+block again stores it as a file, which reads then fall back to. A pack whose
+index cannot be read is skipped with a warning and listed by
+:meth:`damaged_packs`; its blocks are reported missing (never absent keys),
+naming it. Each store object holds its packs' indexes in memory, about 150
+bytes a packed block, and keeps up to 64 pack files open (:meth:`close`
+closes them).
+
+Every read is verified: the whole block is hashed against the id before any
 of it (or any range of it) is returned.
 
 Where the work runs. A block file under 16 KiB (HAMT nodes, metadata) is
@@ -112,6 +132,7 @@ from py_hamt.cas.base import (
     verify_block,
 )
 from py_hamt.cas.local_packs import (
+    MAX_OPEN_PACKS,
     PACK_BLOCK_MAX,
     PACK_MAX_BYTES,
     PackDamagedError,
@@ -489,11 +510,22 @@ class LocalCAS(ContentAddressedStore):
         """The bytes stored at packed location ``loc`` (not verified)."""
         ordinal, offset, length = self._locate(loc)
         with self._pack_lock:
-            fd = self._pack_fds.get(ordinal)
+            fds = self._pack_fds
+            fd = fds.pop(ordinal, None)  # put back last: the dict is in use order
             if fd is None:
                 fd = os.open(self._pack_paths[ordinal], os.O_RDONLY)
-                self._pack_fds[ordinal] = fd
+                if len(fds) >= MAX_OPEN_PACKS:
+                    self._close_least_used()
+            fds[ordinal] = fd
             return os.pread(fd, length, offset)
+
+    def _close_least_used(self) -> None:
+        """Close the least recently read pack that is not being written (the
+        caller holds ``_pack_lock``, as every read of a pack does)."""
+        for ordinal in self._pack_fds:
+            if ordinal not in self._pack_writers:
+                os.close(self._pack_fds.pop(ordinal))
+                return
 
     def _read_packed(self, cid: CID, loc: int) -> bytes | None:
         """A packed block's bytes, verified; ``None`` if that copy is
@@ -537,7 +569,7 @@ class LocalCAS(ContentAddressedStore):
                 self._pack_names.add(name)
                 path = f"{self._packs_dir}/{name}"
                 try:
-                    fd, entries = read_index(path)
+                    entries = read_index(path)
                 except FileNotFoundError:
                     continue
                 except (PackDamagedError, OSError) as exc:
@@ -546,7 +578,6 @@ class LocalCAS(ContentAddressedStore):
                     continue
                 ordinal = len(self._pack_paths)
                 self._pack_paths.append(path)
-                self._pack_fds[ordinal] = fd
                 base = ordinal << 64
                 packed = self._packed
                 for mh, offset, length in entries:

@@ -36,6 +36,7 @@ from py_hamt.cas import local_io
 __all__ = [
     "END",
     "MAGIC",
+    "MAX_OPEN_PACKS",
     "PACK_BLOCK_MAX",
     "PACK_MAX_BYTES",
     "PackDamagedError",
@@ -55,6 +56,10 @@ hashed off the event loop."""
 
 PACK_MAX_BYTES: Final = 256 << 20
 """A batch starts a new pack once its current one holds this many bytes."""
+
+MAX_OPEN_PACKS: Final = 64
+"""Pack files a store object keeps open for reads (least recently read
+closed first; packs being written stay open)."""
 
 
 class PackDamagedError(ValueError):
@@ -124,9 +129,8 @@ class PackWriter:
                 os.unlink(self.temp)
 
 
-def read_index(path: str) -> tuple[int, list[tuple[bytes, int, int]]]:
-    """A finished pack's ``(fd, [(multihash, offset, length), ...])``; the
-    caller owns the open ``fd``.
+def read_index(path: str) -> list[tuple[bytes, int, int]]:
+    """A finished pack's ``[(multihash, offset, length), ...]``.
 
     Raises:
         PackDamagedError: the pack is shorter than its trailer, lacks the
@@ -143,11 +147,9 @@ def read_index(path: str) -> tuple[int, list[tuple[bytes, int, int]]]:
         if end != END or not len(MAGIC) <= index_at <= size - _TRAILER.size:
             raise PackDamagedError(f"pack {path} has no valid trailer")
         raw = os.pread(fd, size - _TRAILER.size - index_at, index_at)
-        entries = _parse_index(path, raw, count, index_at)
-    except BaseException:
+    finally:
         os.close(fd)
-        raise
-    return fd, entries
+    return _parse_index(path, raw, count, index_at)
 
 
 def _parse_index(path: str, raw: bytes, count: int, data_end: int) -> list[tuple[bytes, int, int]]:
