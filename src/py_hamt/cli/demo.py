@@ -72,7 +72,7 @@ async def run(args: argparse.Namespace) -> int:
         verdict = "identical" if back.identical(ds) else "a different dataset (other sizes)"
         print(f"an earlier run left {earlier} in {args.dir}: read back, {verdict}")
 
-    before = len(cas.block_files())
+    before = _block_count(cas)
     started = time.perf_counter()
     bar = ProgressBar("writing")
     try:
@@ -84,7 +84,7 @@ async def run(args: argparse.Namespace) -> int:
     digest = f"  ({done.root.digest})" if done.root is not None else ""
     print(f"root: {done.root_cid}{digest}", flush=True)
     await cas.set_ref(REF, done.root_cid)
-    new_blocks = len(cas.block_files()) - before
+    new_blocks = _block_count(cas) - before
     print(f"wrote {new_blocks} new blocks to {args.dir} in {time.perf_counter() - started:.2f} s")
 
     started = time.perf_counter()
@@ -94,3 +94,8 @@ async def run(args: argparse.Namespace) -> int:
         return 1
     print(f"read back in {time.perf_counter() - started:.2f} s: identical to what was written")
     return 0
+
+
+def _block_count(cas: LocalCAS) -> int:
+    """Blocks stored as files of their own and in packs."""
+    return len(cas.block_files()) + len(cas.packed_blocks())
