@@ -4,18 +4,26 @@ memory accounting, and bounded walks."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from typing import Any
 
 import blake3
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from py_hamt import HAMT, InMemoryCAS, MalformedNodeError
 from py_hamt.codec.cids import make_cid
 from py_hamt.codec.node import NODE_WIDTH, Link, decode_node, encode_id, encode_node
-from py_hamt.codec.packed_node import bucket_pairs, decode_id, encode_bucket, scan_node
+from py_hamt.codec.packed_node import (
+    Misplaced,
+    bucket_pairs,
+    decode_id,
+    encode_bucket,
+    node_contents,
+    scan_node,
+)
 from py_hamt.trie.hashing import blake3_hashfn
 from py_hamt.trie.node import Draft, Node
 from py_hamt.trie.walk import MAX_CONCURRENT_LOADS
@@ -69,6 +77,54 @@ def test_packed_nodes_hold_exactly_what_the_codec_decodes(
     assert again == stored
     assert Draft.freeze(node.raw_id, frozen).encode() == stored
     assert Draft(dict(Draft.thaw(node).slots)).encode()[0] == stored
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    buckets,
+    st.sets(st.integers(0, NODE_WIDTH - 1), max_size=20),
+    st.binary(min_size=0, max_size=2),
+)
+def test_a_nodes_contents_list_every_key_and_link_and_check_each_keys_place(
+    filled: dict[int, Any], linked: set[int], path: bytes
+) -> None:
+    every = [k for bucket in filled.values() for k in bucket]
+    assume(len(set(every)) == len(every))  # a key lives in one slot
+    slots: list[Any] = [None] * NODE_WIDTH
+    for i, bucket in filled.items():
+        slots[i] = bucket
+    for i in linked:
+        slots[i] = Link(cid(1_000_000 + i))
+    bitmap, packed, offsets = scan_node(encode_node(slots), "the-id", 4)
+    got = node_contents(bitmap, packed, offsets)
+    expected_keys = [
+        k.decode()
+        for e in slots
+        if isinstance(e, dict)
+        for k, _ in bucket_pairs(
+            encode_bucket([(key.encode(), encode_id(v)) for key, v in e.items()])
+        )
+    ]
+    assert got.keys == expected_keys
+    assert got.count == len(expected_keys)
+    assert [(s, decode_id(raw)) for s, raw in got.links] == [
+        (i, e.id) for i, e in enumerate(slots) if isinstance(e, Link)
+    ]
+    # Checked against a hash that places every key where it is (at ``path``),
+    # the contents are the same; with the real hash, the first key out of
+    # place is named.
+    place = {k: path + bytes((i,)) for i, e in enumerate(slots) if isinstance(e, dict) for k in e}
+
+    def placing(kb: bytes) -> bytes:
+        return place[kb.decode()] + bytes(32)
+
+    assert node_contents(bitmap, packed, offsets, path, placing).keys == expected_keys
+    wrong = [k for k in expected_keys if not blake3_hashfn(k.encode()).startswith(place[k])]
+    if wrong:
+        with pytest.raises(Misplaced, match=re.escape(f"holds key {wrong[0]!r} in slot")):
+            node_contents(bitmap, packed, offsets, path, blake3_hashfn)
+    else:
+        assert node_contents(bitmap, packed, offsets, path, blake3_hashfn).keys == expected_keys
 
 
 def _node(slots: dict[int, Any]) -> bytes:

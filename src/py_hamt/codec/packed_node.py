@@ -399,17 +399,53 @@ def node_contents(
     with ``path`` (the slots from the root to this node) and the key's slot,
     else :class:`Misplaced`. ``ValueError`` also for a bucket whose keys are
     not UTF-8 text in canonical order.
+
+    One pass over the entries: a bucket of one short key and a byte-string
+    id (most buckets of a large trie) is read inline, any other through
+    :func:`_bucket`; the keys are then decoded, hashed and compared in bulk.
     """
     out = NodeContents()
-    add = out.add_entry
+    links = out.links
+    found: list[bytes] = []
+    places: list[bytes] = []  # each key's expected hash prefix, with hash_fn
     rank = 0
     o = positions(packed, offsets)
     while bitmap:
         low = bitmap & -bitmap
         bitmap ^= low
-        add(low.bit_length() - 1, packed, o[rank], o[rank + 1], path, hash_fn)
+        slot = low.bit_length() - 1
+        start = o[rank]
+        end = o[rank + 1]
         rank += 1
+        b = packed[start]
+        if b == LINK_HEAD:
+            links.append((slot, packed[start + 1 : end]))
+            continue
+        k = packed[start + 1]
+        at = start + 2 + k - 0x60  # where the id starts, for one short key
+        if b == 0xA1 and 0x60 <= k < 0x78 and at < end and packed[at] == 0x58:
+            if at + 2 + packed[at + 1] != end:
+                raise ValueError("a bucket does not end where its entry does")
+            found.append(packed[start + 2 : at])
+            if hash_fn is not None:
+                places.append(path + _SLOT_BYTES[slot])
+        else:
+            pairs = _bucket(packed, start, end)
+            found.extend([key for key, _ in pairs])
+            if hash_fn is not None:
+                places.extend([path + _SLOT_BYTES[slot]] * len(pairs))
+    out.keys = [key.decode("utf-8") for key in found]  # UnicodeDecodeError is a ValueError
+    out.count = len(found)
+    if hash_fn is not None and found:
+        hashed = list(map(hash_fn, found))
+        if not all(map(bytes.startswith, hashed, places)):
+            for text, h, place in zip(out.keys, hashed, places, strict=True):
+                if not h.startswith(place):
+                    raise Misplaced(text, place[-1], place, h)
     return out
+
+
+_SLOT_BYTES: Final = [bytes((i,)) for i in range(NODE_WIDTH)]
 
 
 def node_summary(bitmap: int, packed: bytes, offsets: bytes) -> NodeContents:
