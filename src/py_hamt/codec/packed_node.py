@@ -37,6 +37,8 @@ import re
 import struct
 from array import array
 from collections.abc import Callable
+from itertools import accumulate
+from operator import sub
 from typing import Final
 
 import dag_cbor
@@ -163,7 +165,11 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, bytes]:
     empty_run = _EMPTY_RUN.match
     while i < NODE_WIDTH:
         b = data[pos]
-        if b == 0xA0:
+        if b == 0xA0:  # empty: a run of them
+            if i == NODE_WIDTH - 1 or data[pos + 1] != 0xA0:
+                pos += 1
+                i += 1
+                continue
             n = empty_run(data, pos).end() - pos  # type: ignore[union-attr]
             if n > NODE_WIDTH - i:
                 n = NODE_WIDTH - i
@@ -171,7 +177,17 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, bytes]:
             i += n
             continue
         start = pos
-        if b == LINK_HEAD:
+        if b == 0xA1 and max_bucket_size >= 1:  # one key: most buckets
+            kb = data[pos + 1]
+            if 0x60 <= kb < 0x78:
+                pos += 2 + kb - 0x60
+            elif kb >> 5 == 3:
+                klen, p = read_length(data, pos + 2, kb & 31)
+                pos = p + klen
+            else:
+                raise ValueError(f"bucket key at byte {pos + 1} is not a text string")
+            pos = pos + 2 + data[pos + 1] if data[pos] == 0x58 else _skip_id(data, pos)
+        elif b == 0x81:  # a link
             pos = pos + 3 + data[pos + 2] if data[pos + 1] == 0x58 else _skip_id(data, pos + 1)
             raw = data[start + 1 : pos]
             first = links.setdefault(raw, i)
@@ -209,20 +225,13 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, bytes]:
         raise ValueError(f"{size - pos} trailing bytes after the node")
     if not starts:
         return 0, b"", make_offsets(positions=[0])
-    # Runs of adjacent entries are copied as one slice.
-    parts = []
-    positions = [0]
-    run_start = run_end = starts[0]
-    packed_len = 0
-    for s, e in zip(starts, ends, strict=True):
-        if s != run_end:
-            parts.append(data[run_start:run_end])
-            run_start = s
-        run_end = e
-        packed_len += e - s
-        positions.append(packed_len)
-    parts.append(data[run_start:run_end])
-    return bitmap, b"".join(parts), make_offsets(positions=positions)
+    lengths = list(map(sub, ends, starts))
+    positions = list(accumulate(lengths, initial=0))
+    if ends[-1] - starts[0] == positions[-1]:  # no empty slot between entries
+        packed = data[starts[0] : ends[-1]]
+    else:
+        packed = b"".join(map(data.__getitem__, map(slice, starts, ends)))
+    return bitmap, packed, make_offsets(positions=positions)
 
 
 def _scan_generic(data: bytes, block_id: object, max_bucket_size: int) -> tuple[int, bytes, bytes]:
