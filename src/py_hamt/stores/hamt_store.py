@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 from zarr.abc.buffer import Buffer, BufferPrototype
@@ -360,10 +360,11 @@ class ZarrHAMTStore(StoreMixin, Store):
 
     # ---------------------------------------------------------------- listing
     async def _listing(
-        self, kind: str, prefix: str, names: Callable[[str], str | None]
+        self, kind: str, prefix: str, names: Callable[[list[str]], Iterable[str]]
     ) -> AsyncIterator[str]:
-        """Names from one walk over the keys (``names(key)`` is a key's name
-        in the listing, or ``None``), each once, streamed as found.
+        """Names from one walk over the keys (``names(batch)`` are the names
+        a node's worth of keys give in the listing, repeats allowed), each
+        once, streamed as found.
 
         On a committed root the walk also keeps what makes the next listing
         free: the whole key set as a :class:`KeyIndex` while it has at most
@@ -391,9 +392,8 @@ class ZarrHAMTStore(StoreMixin, Store):
                 every.extend(batch)
                 if len(every) > MAX_INDEXED_KEYS:
                     every = None
-            for key in batch:
-                name = names(key)
-                if name is not None and name not in seen:
+            for name in names(batch):
+                if name not in seen:
                     seen[name] = None
                     yield name
         if root is not None:
@@ -422,10 +422,10 @@ class ZarrHAMTStore(StoreMixin, Store):
         from one walk; on a committed root, a repeat is served from memory
         (listings are kept up to a bound on the names held)."""
 
-        def match(key: str) -> str | None:
-            return key if key.startswith(prefix) else None
+        def matching(batch: list[str]) -> list[str]:
+            return [key for key in batch if key.startswith(prefix)]
 
-        async for key in self._listing("prefix", prefix, match):
+        async for key in self._listing("prefix", prefix, matching):
             yield key
 
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
@@ -440,13 +440,12 @@ class ZarrHAMTStore(StoreMixin, Store):
             folder += "/"
         cut = len(folder)
 
-        def name_of(key: str) -> str | None:
-            if not key.startswith(folder):
-                return None
-            end = key.find("/", cut)
-            return key[cut:] if end < 0 else key[cut:end]
+        def names_in(batch: list[str]) -> dict[str, None]:
+            if folder:
+                batch = [key for key in batch if key.startswith(folder)]
+            return dict.fromkeys([key[cut:].partition("/")[0] for key in batch])
 
-        async for name in self._listing("dir", folder, name_of):
+        async for name in self._listing("dir", folder, names_in):
             yield name
 
 
