@@ -146,6 +146,12 @@ def _node(slots: dict[int, Any]) -> bytes:
         (_node({})[:-5], "not a valid HAMT node"),
         (b"\x99\x01\x00" + b"\x62ab" * 256, "entry 0 is neither a map nor a one-element array"),
         (b"\x99\x01\x00\xa1\x01\x41x" + b"\xa0" * 255, "bucket key at byte 4 is not a text string"),
+        # CIDs under tag 42 must start with the 0 byte and hold more than it.
+        (
+            b"\x99\x01\x00\xa1\x61a\xd8\x2a\x58\x02\x01\x01" + b"\xa0" * 255,
+            "malformed CID under tag 42 at byte 6",
+        ),
+        (b"\x99\x01\x00\x81\xd8\x2a\x58\x01\x00" + b"\xa0" * 255, "malformed CID under tag 42"),
     ],
 )
 def test_the_scanner_refuses_malformed_nodes_naming_them(data: bytes, message: str) -> None:

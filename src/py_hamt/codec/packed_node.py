@@ -49,6 +49,7 @@ from py_hamt.codec.node import NODE_WIDTH, decode_node, encode_id, oversized_buc
 from py_hamt.errors import MalformedNodeError, format_id, one_line
 
 __all__ = [
+    "CID_HEAD",
     "EMPTY_ENTRY",
     "LINK_HEAD",
     "Misplaced",
@@ -68,6 +69,7 @@ __all__ = [
 ]
 
 NODE_HEAD: Final = b"\x99\x01\x00"  # array(256)
+CID_HEAD: Final = b"\xd8\x2a\x58"  # tag 42, then a byte string of under 256 bytes
 EMPTY_ENTRY: Final = b"\xa0"  # {}
 LINK_HEAD: Final = 0x81  # array(1), the first byte of a link entry
 
@@ -88,6 +90,8 @@ def _skip_id(data: bytes, pos: int) -> int:
     b = data[pos]
     if b == 0x58:  # byte string, one-byte length: every multihash id
         return pos + 2 + data[pos + 1]
+    if data.startswith(CID_HEAD, pos) and data[pos + 3] >= 2 and data[pos + 4] == 0:
+        return pos + 4 + data[pos + 3]  # a CID of under 256 bytes
     major = b >> 5
     if b == 0xD8:
         if data[pos + 1] != 42:
@@ -163,6 +167,7 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, bytes]:
     ends: list[int] = []
     links: dict[bytes, int] = {}
     empty_run = _EMPTY_RUN.match
+    startswith = data.startswith
     while i < NODE_WIDTH:
         b = data[pos]
         if b == 0xA0:  # empty: a run of them
@@ -177,23 +182,18 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, bytes]:
             i += n
             continue
         start = pos
-        if b == 0xA1 and max_bucket_size >= 1:  # one key: most buckets
-            kb = data[pos + 1]
-            if 0x60 <= kb < 0x78:
-                pos += 2 + kb - 0x60
-            elif kb >> 5 == 3:
-                klen, p = read_length(data, pos + 2, kb & 31)
-                pos = p + klen
+        if b == 0x81:  # a link
+            if data[pos + 1] == 0x58:
+                pos += 3 + data[pos + 2]
+            elif startswith(CID_HEAD, pos + 1) and data[pos + 4] >= 2 and data[pos + 5] == 0:
+                pos += 5 + data[pos + 4]
             else:
-                raise ValueError(f"bucket key at byte {pos + 1} is not a text string")
-            pos = pos + 2 + data[pos + 1] if data[pos] == 0x58 else _skip_id(data, pos)
-        elif b == 0x81:  # a link
-            pos = pos + 3 + data[pos + 2] if data[pos + 1] == 0x58 else _skip_id(data, pos + 1)
+                pos = _skip_id(data, pos + 1)
             raw = data[start + 1 : pos]
             first = links.setdefault(raw, i)
             if first != i:
                 raise _duplicate_link(i, raw, first)
-        else:
+        else:  # a bucket
             if 0xA1 <= b <= 0xB7:
                 n, pos = b - 0xA0, pos + 1
             elif b >> 5 == 5:
@@ -205,7 +205,8 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, bytes]:
             if n == 0:  # a non-minimal head for an empty map: an empty slot
                 i += 1
                 continue
-            for _ in range(n):
+            while n:
+                n -= 1
                 kb = data[pos]
                 if 0x60 <= kb < 0x78:
                     pos += 1 + kb - 0x60
@@ -214,7 +215,12 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, bytes]:
                     pos = p + klen
                 else:
                     raise ValueError(f"bucket key at byte {pos} is not a text string")
-                pos = pos + 2 + data[pos + 1] if data[pos] == 0x58 else _skip_id(data, pos)
+                if data[pos] == 0x58:  # a multihash (InMemoryCAS)
+                    pos += 2 + data[pos + 1]
+                elif startswith(CID_HEAD, pos) and data[pos + 3] >= 2 and data[pos + 4] == 0:
+                    pos += 4 + data[pos + 3]  # a CID (LocalCAS, KuboCAS)
+                else:
+                    pos = _skip_id(data, pos)
         if pos > size:
             raise ValueError(f"entry {i} runs past the end of the block")
         bitmap |= 1 << i
@@ -432,8 +438,8 @@ def node_contents(
             continue
         k = packed[start + 1]
         at = start + 2 + k - 0x60  # where the id starts, for one short key
-        if b == 0xA1 and 0x60 <= k < 0x78 and at < end and packed[at] == 0x58:
-            if at + 2 + packed[at + 1] != end:
+        if b == 0xA1 and 0x60 <= k < 0x78 and at < end:
+            if _skip_id(packed, at) != end:
                 raise ValueError("a bucket does not end where its entry does")
             found.append(packed[start + 2 : at])
             if hash_fn is not None:
