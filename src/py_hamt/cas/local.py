@@ -34,7 +34,7 @@ nodes, metadata) is not a file of its own: it is appended to the batch's
 pack, a temporary file in ``packs/`` that the batch's exit finishes with an
 index, fsyncs, renames to ``<32 hex>.pack`` and makes durable with one fsync
 of ``packs/``. Creating a file costs 35-900 us of kernel time here, so a
-commit of 211 nodes went from 80 ms to about 20 ms. A packed block reads
+commit of 211 nodes went from 78-108 ms to 22-24 ms. A packed block reads
 back at once through the store object that wrote it, and through any other
 object or process once the batch has exited (a block not found triggers a
 look for new packs). A process killed inside a batch leaves only the
