@@ -267,3 +267,29 @@ async def test_a_store_keeps_a_bounded_number_of_packs_open(
     fresh.close()
     assert fresh._pack_fds == {}
     assert await fresh.load(cids[0]) == blob(0)  # reopened on demand
+
+
+async def test_a_write_that_fails_part_way_leaves_the_pack_consistent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cas = LocalCAS(tmp_path)
+    real = os.pwrite
+    calls = {"n": 0}
+
+    def full_disk_once(fd: int, data: Any, offset: int) -> int:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third write: half of it, then the disk is full
+            real(fd, bytes(data)[: len(data) // 2], offset)
+            raise OSError(28, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full_disk_once)
+    async with cas.write_batch():
+        first = await cas.save(blob(1), "dag-cbor")
+        with pytest.raises(OSError, match="No space left"):
+            await cas.save(blob(2), "dag-cbor")
+        third = await cas.save(blob(3), "dag-cbor")
+    fresh = LocalCAS(tmp_path)
+    assert await fresh.load(first) == blob(1)
+    assert await fresh.load(third) == blob(3)
+    assert len(fresh.packed_blocks()) == 2  # the failed block was never indexed

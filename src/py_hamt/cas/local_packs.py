@@ -89,10 +89,15 @@ class PackWriter:
         return f"{self.folder}/{self.name}"
 
     def _write(self, data: bytes) -> None:
+        # At an explicit offset: a write that fails part way (a full disk)
+        # leaves ``size`` where it was, and the next write covers its bytes.
         view = memoryview(data)
+        at = self.size
         while view:
-            view = view[os.write(self.fd, view) :]
-        self.size += len(data)
+            n = os.pwrite(self.fd, view, at)
+            view = view[n:]
+            at += n
+        self.size = at
 
     def append(self, mh: bytes, data: bytes) -> int:
         """Add one block (its multihash and bytes); its offset in the pack."""
