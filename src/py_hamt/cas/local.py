@@ -479,7 +479,7 @@ class LocalCAS(ContentAddressedStore):
                     self._pack_fds[ordinal] = writer.fd
                 writer.ordinal = ordinal
             writer = batch.packs[-1]
-        offset = writer.append(mh, data)
+            offset = writer.append(mh, data)
         self._packed[mh] = (writer.ordinal << 64) | (offset << 24) | len(data)
         return True
 
