@@ -415,9 +415,11 @@ def node_contents(
     else :class:`Misplaced`. ``ValueError`` also for a bucket whose keys are
     not UTF-8 text in canonical order.
 
-    One pass over the entries: a bucket of one short key and a byte-string
-    id (most buckets of a large trie) is read inline, any other through
-    :func:`_bucket`; the keys are then decoded, hashed and compared in bulk.
+    ``packed`` must come from :func:`scan_node` or the encoder (so every
+    entry's shape is already checked). One pass over the entries: a bucket
+    of one short key (most buckets of a large trie) is read inline, any
+    other through :func:`_bucket`; the keys are then decoded, hashed and
+    compared in bulk.
     """
     out = NodeContents()
     links = out.links
@@ -437,11 +439,10 @@ def node_contents(
             links.append((slot, packed[start + 1 : end]))
             continue
         k = packed[start + 1]
-        at = start + 2 + k - 0x60  # where the id starts, for one short key
-        if b == 0xA1 and 0x60 <= k < 0x78 and at < end:
-            if _skip_id(packed, at) != end:
-                raise ValueError("a bucket does not end where its entry does")
-            found.append(packed[start + 2 : at])
+        if b == 0xA1 and 0x60 <= k < 0x78:
+            # One short key. The scan that packed this node checked that the
+            # entry is one key and one id, ending where the next begins.
+            found.append(packed[start + 2 : start + 2 + k - 0x60])
             if hash_fn is not None:
                 places.append(path + _SLOT_BYTES[slot])
         else:
