@@ -156,12 +156,18 @@ async def test_a_failing_waiting_set_is_named_and_the_others_are_kept() -> None:
         await hamt.get(crowded[2])
 
 
-async def test_a_store_that_fails_to_load_loses_no_waiting_set() -> None:
+async def _with_waiting_sets() -> tuple[CountingCAS, HAMT]:
+    """A reopened HAMT whose sets to every third key of 3,000 wait."""
     cas = CountingCAS()
     base = await build_from(ITEMS, cas)
     hamt = await reopen(cas, base.root_node_id)
     for i in range(0, 3000, 3):
         await hamt.set(f"v/c/{i}", b"z")
+    return cas, hamt
+
+
+async def test_a_store_that_fails_to_load_loses_no_waiting_set() -> None:
+    cas, hamt = await _with_waiting_sets()
     cas.failures = 1
     with pytest.raises(ConnectionError):
         await hamt.get("v/c/0")
@@ -171,11 +177,7 @@ async def test_a_store_that_fails_to_load_loses_no_waiting_set() -> None:
 
 
 async def test_a_cancelled_drain_loses_no_set() -> None:
-    cas = CountingCAS()
-    base = await build_from(ITEMS, cas)
-    hamt = await reopen(cas, base.root_node_id)
-    for i in range(0, 3000, 3):
-        await hamt.set(f"v/c/{i}", b"z")
+    cas, hamt = await _with_waiting_sets()
     cas.gate = asyncio.Event()
     commit = asyncio.ensure_future(hamt.make_read_only())
     await cas.waiting.wait()

@@ -429,8 +429,8 @@ class LocalCAS(ContentAddressedStore):
             if batch is not None:
                 if self._pack_put(batch, cid, data):
                     return
-            elif self._durably_packed(cid, data):
-                return
+            elif self._packed_copy(bytes(cid.digest), None) == data:
+                return  # a durable copy is already packed
         if len(data) >= local_io.INLINE_MAX:
             await local_io.in_pool(self._store_sync, cid, data, batch)
             return
@@ -457,15 +457,12 @@ class LocalCAS(ContentAddressedStore):
         is damaged, so that the caller writes the block as a file (which
         reads fall back to)."""
         mh = bytes(cid.digest)
-        loc = self._packed.get(mh)
-        if loc is not None:
-            ordinal = loc >> 64
-            writer = self._pack_writers.get(ordinal)
-            if writer is None or writer in batch.packs:
-                if self._pread(loc) == data:
-                    return True
-                log.warning("packed copy of %s is damaged; writing the block as a file", cid)
-                return False
+        copy = self._packed_copy(mh, batch)
+        if copy is not None:
+            if copy == data:
+                return True
+            log.warning("packed copy of %s is damaged; writing the block as a file", cid)
+            return False
         with batch.lock:
             if batch.closed:
                 return False
@@ -483,12 +480,16 @@ class LocalCAS(ContentAddressedStore):
         self._packed[mh] = (writer.ordinal << 64) | (offset << 24) | len(data)
         return True
 
-    def _durably_packed(self, cid: CID, data: bytes) -> bool:
-        """Whether a finished pack holds an intact copy of ``data``."""
-        loc = self._packed_location(bytes(cid.digest))
-        if loc is None or (loc >> 64) in self._pack_writers:
-            return False
-        return self._pread(loc) == data
+    def _packed_copy(self, mh: bytes, batch: local_io.Batch | None) -> bytes | None:
+        """The stored bytes (unverified) of ``mh``'s packed copy, if it is
+        durable (in a finished pack) or ``batch``'s own; else ``None``."""
+        loc = self._packed_location(mh)
+        if loc is None:
+            return None
+        writer = self._pack_writers.get(loc >> 64)
+        if writer is not None and (batch is None or writer not in batch.packs):
+            return None
+        return self._pread(loc)
 
     async def _finish_packs(self, writers: list[PackWriter]) -> None:
         """Make a batch's packs durable and visible under their final names
