@@ -155,6 +155,29 @@ async def test_a_damaged_packed_block_is_an_integrity_error_naming_it_and_a_put_
     assert await LocalCAS(tmp_path).verify(cids[1]) is True
 
 
+async def test_a_pack_removed_after_it_was_indexed_is_named_and_a_put_writes_the_block_again(
+    tmp_path: Path,
+) -> None:
+    cas = LocalCAS(tmp_path)
+    async with cas.write_batch():
+        cids = [await cas.save(blob(i), "dag-cbor") for i in range(2)]
+    reader = LocalCAS(tmp_path)
+    assert await reader.load(cids[0]) == blob(0)  # indexes packs/ and opens the pack
+    reader.close()
+    [pack] = cas.pack_files()
+    pack.unlink()
+    with pytest.raises(BlockNotFoundError, match=f"its pack .*{pack.name} is gone") as info:
+        await reader.load(cids[1])
+    assert info.value.block_id == cids[1]
+    # A put does not take the vanished copy for a stored one.
+    async with reader.write_batch():
+        assert await reader.save(blob(1), "dag-cbor") == cids[1]
+    assert await reader.load(cids[1]) == blob(1)
+    assert await LocalCAS(tmp_path).load(cids[1]) == blob(1)
+    with pytest.raises(BlockNotFoundError, match=f"its pack .*{pack.name} is gone"):
+        await reader.load(cids[0])
+
+
 async def test_a_pack_with_a_damaged_index_is_reported_and_its_blocks_are_never_absent_keys(
     tmp_path: Path,
 ) -> None:

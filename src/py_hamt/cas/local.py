@@ -44,7 +44,9 @@ hash check is an ``IntegrityError`` naming the pack and offset; writing the
 block again stores it as a file, which reads then fall back to. A pack whose
 index cannot be read is skipped with a warning and listed by
 :meth:`damaged_packs`; its blocks are reported missing (never absent keys),
-naming it. Each store object holds its packs' indexes in memory, about 150
+naming it. So are the blocks of a pack removed after this object indexed it
+(``BlockNotFoundError`` naming the pack); a put writes such a block again.
+Each store object holds its packs' indexes in memory, about 150
 bytes a packed block, and keeps up to 64 pack files open (:meth:`close`
 closes them).
 
@@ -489,7 +491,10 @@ class LocalCAS(ContentAddressedStore):
         writer = self._pack_writers.get(loc >> 64)
         if writer is not None and (batch is None or writer not in batch.packs):
             return None
-        return self._pread(loc)
+        try:
+            return self._pread(loc)
+        except FileNotFoundError:
+            return None  # its pack is gone: the block is written again
 
     async def _finish_packs(self, writers: list[PackWriter]) -> None:
         """Make a batch's packs durable and visible under their final names
@@ -530,18 +535,24 @@ class LocalCAS(ContentAddressedStore):
 
     def _read_packed(self, cid: CID, loc: int) -> bytes | None:
         """A packed block's bytes, verified; ``None`` if that copy is
-        damaged and a block file exists to fall back to.
+        damaged, or its pack is gone, and a block file exists to fall back to.
 
         Raises:
             IntegrityError: the copy is damaged and there is no block file.
+            BlockNotFoundError: the pack was removed after this object
+                indexed it, and there is no block file.
         """
-        data = self._pread(loc)
+        ordinal, offset, _ = self._locate(loc)
         try:
+            data = self._pread(loc)
             verify_block(cid, data)
+        except FileNotFoundError:
+            if os.path.exists(self._file_name(bytes(cid.digest))):
+                return None
+            raise BlockNotFoundError(cid, f"its pack {self._pack_paths[ordinal]} is gone") from None
         except IntegrityError as exc:
             if os.path.exists(self._file_name(bytes(cid.digest))):
                 return None
-            ordinal, offset, _ = self._locate(loc)
             raise IntegrityError(
                 f"block {cid} in pack {self._pack_paths[ordinal]} (byte {offset}) is damaged: "
                 f"{exc}",
