@@ -148,16 +148,43 @@ def _node(slots: dict[int, Any]) -> bytes:
         (b"\x99\x01\x00\xa1\x01\x41x" + b"\xa0" * 255, "bucket key at byte 4 is not a text string"),
         # CIDs under tag 42 must start with the 0 byte and hold more than it.
         (
-            b"\x99\x01\x00\xa1\x61a\xd8\x2a\x58\x02\x01\x01" + b"\xa0" * 255,
+            b"\x99\x01\x00\xa1\x61a\xd8\x2a\x42\x01\x01" + b"\xa0" * 255,
             "malformed CID under tag 42 at byte 6",
         ),
-        (b"\x99\x01\x00\x81\xd8\x2a\x58\x01\x00" + b"\xa0" * 255, "malformed CID under tag 42"),
+        (b"\x99\x01\x00\x81\xd8\x2a\x41\x00" + b"\xa0" * 255, "malformed CID under tag 42"),
+        # DAG-CBOR lengths take their shortest form (py-hamt 3.6 refuses the
+        # others too): an id, a CID, a key, a link and two map heads.
+        (
+            b"\x99\x01\x00\xa1\x61a\x58\x02xy" + b"\xa0" * 255,
+            "CBOR length 2 at byte 6 is not minimally encoded",
+        ),
+        (
+            b"\x99\x01\x00\xa1\x61a\xd8\x2a\x58\x03\x00\x01\x55" + b"\xa0" * 255,
+            "CBOR length 3 at byte 8 is not minimally encoded",
+        ),
+        (
+            b"\x99\x01\x00\xa1\x78\x01a\x41x" + b"\xa0" * 255,
+            "CBOR length 1 at byte 4 is not minimally encoded",
+        ),
+        (
+            b"\x99\x01\x00\x81\x58\x01x" + b"\xa0" * 255,
+            "CBOR length 1 at byte 4 is not minimally encoded",
+        ),
+        (
+            b"\x99\x01\x00\xb8\x01\x61a\x41x" + b"\xa0" * 255,
+            "CBOR length 1 at byte 3 is not minimally encoded",
+        ),
+        (b"\x99\x01\x00\xb8\x00" + b"\xa0" * 255, "CBOR length 0 at byte 3 is not minimally"),
+        (b"\x99\x01\x00" + b"\xa0" * 255 + b"\xa1\x61a\x59\x01", "runs past the end of the block"),
     ],
 )
 def test_the_scanner_refuses_malformed_nodes_naming_them(data: bytes, message: str) -> None:
     with pytest.raises(MalformedNodeError, match=message) as caught:
         scan_node(data, "node-7", 2)
     assert "node-7" in str(caught.value)
+    # The codec's own decoder refuses each of them too.
+    with pytest.raises(MalformedNodeError, match="node-7"):
+        decode_node(data, "node-7", max_bucket_size=2)
 
 
 def _bucket_with(key_bytes: list[bytes]) -> bytes:
@@ -210,6 +237,38 @@ async def test_a_bad_bucket_fails_when_it_is_read_and_in_every_walk(
         await ro.len()
     with pytest.raises(MalformedNodeError, match=message):
         [k async for k in ro.keys()]
+
+
+@pytest.mark.parametrize(
+    ("bad_keys", "message"),
+    [([b"\xff\xfe"], "can't decode byte 0xff"), ([b"b", b"a"], "out of canonical order")],
+)
+async def test_a_write_never_copies_a_bad_bucket_into_a_new_node(
+    bad_keys: list[bytes], message: str
+) -> None:
+    # A set in another slot copies the node's other entries as they are: a
+    # bucket nothing has decoded yet must be checked before it is written
+    # again, or the new root is one that DAG-CBOR decoders (py-hamt 3.6's)
+    # refuse, and the roots are no longer canonical.
+    cas = InMemoryCAS()
+    good = "fine"
+    good_slot = blake3_hashfn(good.encode())[0]
+    entries: list[Any] = [None] * NODE_WIDTH
+    entries[good_slot] = {good: await cas.save(b"ok", "raw")}
+    draft = Draft.thaw(Node.decode(encode_node(entries), None, b"", 4))
+    bad_slot = (good_slot + 1) % NODE_WIDTH
+    draft.put(bad_slot, _bucket_with(bad_keys))
+    root = await cas.save(draft.encode()[0], "dag-cbor")
+    blocks = len(cas.store)
+    hamt = await HAMT.build(cas=cas, root_node_id=root, values_are_bytes=True)
+    other = next(f"o{i}" for i in range(10_000) if blake3_hashfn(f"o{i}".encode())[0] != bad_slot)
+    with pytest.raises(MalformedNodeError, match=message) as caught:
+        await hamt.set_pointer(other, await cas.save(b"v", "raw"))
+    assert root.hex() in str(caught.value)
+    assert await hamt.get(good) == b"ok"  # the HAMT still reads...
+    await hamt.make_read_only()
+    assert hamt.root_node_id == root  # ...and its root is the one it had
+    assert len(cas.store) == blocks + 1  # the value block, and no node
 
 
 async def test_cached_bytes_are_exact_and_small() -> None:

@@ -138,19 +138,29 @@ def read_length(data: bytes, pos: int, info: int) -> tuple[int, int]:
     if info < 24:
         return info, pos
     if info == 24:
-        return data[pos], pos + 1
-    if info == 25:
-        return int.from_bytes(data[pos : pos + 2], "big"), pos + 2
-    if info == 26:
-        return int.from_bytes(data[pos : pos + 4], "big"), pos + 4
-    if info == 27:
-        return int.from_bytes(data[pos : pos + 8], "big"), pos + 8
-    raise ValueError(f"unsupported CBOR length encoding {info} at byte {pos - 1}")
+        n, end = data[pos], pos + 1
+    elif 25 <= info <= 27:
+        end = pos + (2, 4, 8)[info - 25]
+        n = int.from_bytes(data[pos:end], "big")
+    else:
+        raise ValueError(f"unsupported CBOR length encoding {info} at byte {pos - 1}")
+    if n < _SMALLEST[info - 24] or end > len(data):
+        raise ValueError(
+            f"the CBOR length {n} at byte {pos - 1} is not minimally encoded"
+            if end <= len(data)
+            else f"a CBOR length runs past the end of the block (byte {pos - 1})"
+        )
+    return n, end
+
+
+# DAG-CBOR encodes every length in its shortest form: the smallest value
+# each of the 1, 2, 4 and 8-byte forms may carry.
+_SMALLEST: Final = (24, 1 << 8, 1 << 16, 1 << 32)
 
 
 def _read_id(data: bytes, pos: int) -> tuple[Id, int]:
     b = data[pos]
-    if b == 0x58:  # byte string with a one-byte length: every multihash id
+    if b == 0x58 and data[pos + 1] >= 24:  # a byte string of 24-255 bytes: every multihash id
         end = pos + 2 + data[pos + 1]
         if end > len(data):
             raise ValueError("byte string runs past the end of the block")
@@ -233,9 +243,6 @@ def _decode_fast(data: bytes, max_bucket_size: int | None) -> list[Entry]:
             raise ValueError(f"entry {i - 1} is neither a map nor a one-element array")
         if max_bucket_size is not None and n > max_bucket_size:
             raise oversized_bucket(i - 1, n, max_bucket_size)
-        if n == 0:  # a non-minimal head for an empty map: still an empty slot
-            append(None)
-            continue
         bucket: Bucket = {}
         prev: bytes = b""
         for _ in range(n):
@@ -255,7 +262,7 @@ def _decode_fast(data: bytes, max_bucket_size: int | None) -> list[Entry]:
             if bucket and (klen < len(prev) or (klen == len(prev) and key_bytes <= prev)):
                 raise ValueError(f"bucket keys out of canonical order or repeated at byte {pos}")
             prev = key_bytes
-            if data[pos] == 0x58:  # the usual id: a byte string of < 256 bytes
+            if data[pos] == 0x58 and data[pos + 1] >= 24:  # the usual id: 24-255 bytes
                 end = pos + 2 + data[pos + 1]
                 if end > size:
                     raise ValueError("byte string runs past the end of the block")

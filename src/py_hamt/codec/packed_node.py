@@ -24,7 +24,8 @@ in memory.
 What is checked when. :func:`scan_node` checks the node's shape: 256
 entries, each empty, a one-element array or a map of 1 to
 ``max_bucket_size`` text-keyed pairs whose values are ids; lengths within
-the block; no trailing bytes; no child linked from two slots. The text of
+the block and in their shortest form (DAG-CBOR's rule, which py-hamt 3.x's
+decoder enforces too); no trailing bytes; no child linked from two slots. The text of
 each key (UTF-8) and the order of a bucket's keys are checked when that
 bucket is decoded, and a CID's bytes when that id is decoded: an answer
 never depends on bytes that were not checked, and a walk decodes (so checks)
@@ -88,10 +89,10 @@ def _skip_id(data: bytes, pos: int) -> int:
     tag 42, or (ids of other stores) an integer, a text string or a float;
     ``_Fallback`` for anything else."""
     b = data[pos]
-    if b == 0x58:  # byte string, one-byte length: every multihash id
+    if b == 0x58 and data[pos + 1] >= 24:  # a byte string of 24-255 bytes: every multihash id
         return pos + 2 + data[pos + 1]
-    if data.startswith(CID_HEAD, pos) and data[pos + 3] >= 2 and data[pos + 4] == 0:
-        return pos + 4 + data[pos + 3]  # a CID of under 256 bytes
+    if data.startswith(CID_HEAD, pos) and data[pos + 3] >= 24 and data[pos + 4] == 0:
+        return pos + 4 + data[pos + 3]  # a CID of 24-255 bytes
     major = b >> 5
     if b == 0xD8:
         if data[pos + 1] != 42:
@@ -183,9 +184,9 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, bytes]:
             continue
         start = pos
         if b == 0x81:  # a link
-            if data[pos + 1] == 0x58:
+            if data[pos + 1] == 0x58 and data[pos + 2] >= 24:
                 pos += 3 + data[pos + 2]
-            elif startswith(CID_HEAD, pos + 1) and data[pos + 4] >= 2 and data[pos + 5] == 0:
+            elif startswith(CID_HEAD, pos + 1) and data[pos + 4] >= 24 and data[pos + 5] == 0:
                 pos += 5 + data[pos + 4]
             else:
                 pos = _skip_id(data, pos + 1)
@@ -202,9 +203,6 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, bytes]:
                 raise ValueError(f"entry {i} is neither a map nor a one-element array")
             if n > max_bucket_size:
                 raise oversized_bucket(i, n, max_bucket_size)
-            if n == 0:  # a non-minimal head for an empty map: an empty slot
-                i += 1
-                continue
             while n:
                 n -= 1
                 kb = data[pos]
@@ -215,9 +213,9 @@ def _scan_fast(data: bytes, max_bucket_size: int) -> tuple[int, bytes, bytes]:
                     pos = p + klen
                 else:
                     raise ValueError(f"bucket key at byte {pos} is not a text string")
-                if data[pos] == 0x58:  # a multihash (InMemoryCAS)
+                if data[pos] == 0x58 and data[pos + 1] >= 24:  # a multihash (InMemoryCAS)
                     pos += 2 + data[pos + 1]
-                elif startswith(CID_HEAD, pos) and data[pos + 3] >= 2 and data[pos + 4] == 0:
+                elif startswith(CID_HEAD, pos) and data[pos + 3] >= 24 and data[pos + 4] == 0:
                     pos += 4 + data[pos + 3]  # a CID (LocalCAS, KuboCAS)
                 else:
                     pos = _skip_id(data, pos)
@@ -308,7 +306,7 @@ def _bucket(data: bytes, start: int, end: int) -> list[Pair]:
         if pairs and (klen < len(prev) or (klen == len(prev) and key <= prev)):
             raise ValueError(f"bucket keys out of canonical order or repeated ({key!r})")
         prev = key
-        id_end = pos + 2 + data[pos + 1] if data[pos] == 0x58 else _skip_id(data, pos)
+        id_end = _skip_id(data, pos)
         pairs.append((key, data[pos:id_end]))
         pos = id_end
     if pos != end:
@@ -530,7 +528,7 @@ def decode_id(raw: bytes) -> object:
     Raises ``ValueError`` (or a subclass) when the bytes are not an id.
     """
     b = raw[0]
-    if b == 0x58 and len(raw) == 2 + raw[1]:
+    if b == 0x58 and raw[1] >= 24 and len(raw) == 2 + raw[1]:
         return raw[2:]
     if b == 0xD8 and raw[1] == 42:
         n, p = read_length(raw, 3, raw[2] & 31)

@@ -41,6 +41,12 @@ class WriteBuffer:
         return draft
 
     def thaw(self, node: Node) -> Draft:
+        """A draft of ``node``, counted here. The draft's entries are written
+        again as they are, so a node no walk has checked has its buckets
+        checked first (:meth:`Node.check_buckets`): a bad one is a
+        ``MalformedNodeError``, and nothing is thawed."""
+        if node.checked is None:
+            node.check_buckets()
         draft = Draft.thaw(node)
         self._adopt(draft)
         return draft

@@ -19,9 +19,9 @@ from py_hamt.errors import (
     format_id,
     one_line,
 )
-from py_hamt.trie.node import Draft, Node
+from py_hamt.trie.node import Draft, Node, node_id, node_name, raw_name
 from py_hamt.trie.node_cache import NodeCache
-from py_hamt.trie.passes import NeedsLoad, node_id, node_name, raw_name
+from py_hamt.trie.passes import NeedsLoad
 
 __all__ = ["Loader", "missing"]
 

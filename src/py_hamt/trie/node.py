@@ -39,10 +39,11 @@ from py_hamt.codec.packed_node import (
     decode_id,
     entry_at,
     make_offsets,
+    node_contents,
     positions,
     scan_node,
 )
-from py_hamt.errors import NotCommittedError
+from py_hamt.errors import MalformedNodeError, NotCommittedError, format_id
 
 __all__ = [
     "MAX_VIEWS",
@@ -52,6 +53,10 @@ __all__ = [
     "Frozen",
     "Node",
     "View",
+    "node_id",
+    "node_name",
+    "raw_name",
+    "raw_to_id",
 ]
 
 Frozen = tuple[int, list[bytes]]
@@ -113,6 +118,19 @@ class Node:
                 view[slot] = dict(bucket_pairs(entry))
         _VIEWS.keep(self, view)
         return view
+
+    def check_buckets(self) -> None:
+        """Decode every bucket once: keys UTF-8 text in canonical order (what
+        loading leaves to the decoding of each bucket). A writer calls this
+        before it copies a node's entries into a draft, so that it never
+        writes a bucket it has not checked. ``MalformedNodeError`` names the
+        node."""
+        try:
+            node_contents(self.bitmap, self.packed, self.offsets)
+        except (ValueError, IndexError) as exc:
+            raise MalformedNodeError(
+                f"node {node_name(self)} is not a valid HAMT node: {exc}", node_id(self)
+            ) from exc
 
     @classmethod
     def decode(cls, data: bytes, block_id: object, raw_id: bytes, max_bucket_size: int) -> Node:
@@ -337,6 +355,30 @@ class Draft:
     def __repr__(self) -> str:
         used = len(self.slots)
         return f"<Draft {used}/256 slots used>"
+
+
+def node_name(node: Node | Draft) -> str:
+    """A node's id for a message (a draft has none yet)."""
+    return raw_name(node.raw_id) if type(node) is Node else "<unsaved node>"
+
+
+def node_id(node: Node | Draft) -> object:
+    """A node's id, or ``None`` for a draft (or an undecodable raw id)."""
+    return raw_to_id(node.raw_id) if type(node) is Node else None
+
+
+def raw_to_id(raw: bytes) -> object:
+    """The id a raw id encodes, or ``None`` when it encodes none."""
+    try:
+        return decode_id(raw)
+    except (ValueError, IndexError):
+        return None
+
+
+def raw_name(raw: bytes) -> str:
+    """A raw id for a message: the id it encodes, else its hex."""
+    ident = raw_to_id(raw)
+    return format_id(ident) if ident is not None else raw.hex()
 
 
 def _object_size(obj: object) -> int:

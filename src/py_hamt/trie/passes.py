@@ -25,23 +25,18 @@ from py_hamt.codec.packed_node import (
     Pair,
     bucket_lookup,
     bucket_pairs,
-    decode_id,
     encode_bucket,
     entry_at,
 )
-from py_hamt.errors import HashExhaustedError, KeyNotFoundError, MalformedNodeError, format_id
+from py_hamt.errors import HashExhaustedError, KeyNotFoundError, MalformedNodeError
 from py_hamt.trie.commit import WriteBuffer
-from py_hamt.trie.node import PROMOTE_AFTER, VIEW_DEPTH, Draft, Node
+from py_hamt.trie.node import PROMOTE_AFTER, VIEW_DEPTH, Draft, Node, node_id, node_name
 
 __all__ = [
     "Fetch",
     "NeedsLoad",
     "delete_pass",
     "find_pass",
-    "node_id",
-    "node_name",
-    "raw_name",
-    "raw_to_id",
     "set_pass",
 ]
 
@@ -56,30 +51,6 @@ class NeedsLoad(Exception):
     def __init__(self, raw_id: bytes, parent: Node | Draft, slot: int) -> None:
         super().__init__(raw_id)
         self.raw_id, self.parent, self.slot = raw_id, parent, slot
-
-
-def node_name(node: Node | Draft) -> str:
-    """A node's id for a message (a draft has none yet)."""
-    return raw_name(node.raw_id) if type(node) is Node else "<unsaved node>"
-
-
-def node_id(node: Node | Draft) -> object:
-    """A node's id, or ``None`` for a draft (or an undecodable raw id)."""
-    return raw_to_id(node.raw_id) if type(node) is Node else None
-
-
-def raw_to_id(raw: bytes) -> object:
-    """The id a raw id encodes, or ``None`` when it encodes none."""
-    try:
-        return decode_id(raw)
-    except (ValueError, IndexError):
-        return None
-
-
-def raw_name(raw: bytes) -> str:
-    """A raw id for a message: the id it encodes, else its hex."""
-    ident = raw_to_id(raw)
-    return format_id(ident) if ident is not None else raw.hex()
 
 
 def pairs_of(node: Node | Draft, slot: int, entry: bytes) -> list[Pair]:

@@ -22,8 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from py_hamt.codec.packed_node import Misplaced, NodeContents, node_contents, node_summary
 from py_hamt.errors import BlockNotFoundError, MalformedNodeError
 from py_hamt.trie.loading import Loader, missing
-from py_hamt.trie.node import Draft, Node
-from py_hamt.trie.passes import node_id, node_name, raw_name, raw_to_id
+from py_hamt.trie.node import Draft, Node, node_id, node_name, raw_name, raw_to_id
 
 __all__ = ["MAX_CONCURRENT_LOADS", "walk"]
 
