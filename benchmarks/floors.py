@@ -21,9 +21,11 @@ them up into the best rate such a library could reach in the same harness:
   length byte an entry and moves on: less than any parser of the format does.
 
 The bounds (``bounds``) compare each target of the scale issue with the sum of
-the floors its operation cannot avoid. ``--miss-rate`` is the share of cold
-gets at ten million keys that must read a leaf (0.79 measured: 39,380 node
-loads for 50,000 gets with the default 128 MiB cache).
+the floors its operation cannot avoid, in ``scale.py``'s harness and (for
+gets) awaited one at a time, where the harness costs almost nothing.
+``--miss-rate`` is the share of cold gets at ten million keys that must read
+a leaf (0.79 measured: 39,380 node loads for 50,000 gets with the default
+128 MiB cache).
 """
 
 from __future__ import annotations
@@ -163,10 +165,8 @@ def measure(miss_rate: float) -> dict[str, Any]:
         floors["node_read_us"] = per_item_us(node_read(str(pack), count, 10_000))
     floors["entry_loop_us"] = per_item_us(entry_loop(leaf_like(), 2000))
 
-    get_us = (
-        floors["gather_item_us"]
-        + floors["value_read_us"]
-        + miss_rate * (floors["node_read_us"] + floors["entry_loop_us"])
+    get_work_us = floors["value_read_us"] + miss_rate * (
+        floors["node_read_us"] + floors["entry_loop_us"]
     )
     bounds = {
         "raw_sets_per_s_ten_million": {
@@ -176,8 +176,13 @@ def measure(miss_rate: float) -> dict[str, Any]:
         },
         "cold_gets_per_s_ten_million": {
             "target": 30_000,
-            "best_possible": round(1e6 / get_us),
+            "best_possible": round(1e6 / (floors["gather_item_us"] + get_work_us)),
             "floor": "gather_item_us + value_read_us + miss_rate * (node_read_us + entry_loop_us)",
+        },
+        "cold_gets_per_s_ten_million_one_at_a_time": {
+            "target": 30_000,
+            "best_possible": round(1e6 / (floors["await_item_us"] + get_work_us)),
+            "floor": "the same with await_item_us: gets awaited one by one, not gathered",
         },
         "keys_s_one_million": {
             "target": 1.0,
