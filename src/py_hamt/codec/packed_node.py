@@ -306,7 +306,10 @@ def _bucket(data: bytes, start: int, end: int) -> list[Pair]:
         if pairs and (klen < len(prev) or (klen == len(prev) and key <= prev)):
             raise ValueError(f"bucket keys out of canonical order or repeated ({key!r})")
         prev = key
-        id_end = _skip_id(data, pos)
+        if data[pos] == 0x58 and data[pos + 1] >= 24:  # a multihash (InMemoryCAS)
+            id_end = pos + 2 + data[pos + 1]
+        else:
+            id_end = _skip_id(data, pos)
         pairs.append((key, data[pos:id_end]))
         pos = id_end
     if pos != end:
