@@ -25,11 +25,11 @@ What is checked when. :func:`scan_node` checks the node's shape: 256
 entries, each empty, a one-element array or a map of 1 to
 ``max_bucket_size`` text-keyed pairs whose values are ids; lengths within
 the block and in their shortest form (DAG-CBOR's rule, which py-hamt 3.x's
-decoder enforces too); no trailing bytes; no child linked from two slots. The text of
-each key (UTF-8) and the order of a bucket's keys are checked when that
-bucket is decoded, and a CID's bytes when that id is decoded: an answer
-never depends on bytes that were not checked, and a walk decodes (so checks)
-everything.
+decoder enforces too); no trailing bytes; no child linked from two slots.
+The text of each key (UTF-8) and the order of a bucket's keys are checked
+when that bucket is decoded, and a CID's bytes when that id is decoded: an
+answer never depends on bytes that were not checked, and a walk decodes (so
+checks) everything, as a writer does before it copies a node's entries.
 """
 
 from __future__ import annotations
