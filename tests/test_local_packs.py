@@ -169,10 +169,12 @@ async def test_a_pack_removed_after_it_was_indexed_is_named_and_a_put_writes_the
     with pytest.raises(BlockNotFoundError, match=f"its pack .*{pack.name} is gone") as info:
         await reader.load(cids[1])
     assert info.value.block_id == cids[1]
+    assert await reader.has(cids[1]) is False
     # A put does not take the vanished copy for a stored one.
     async with reader.write_batch():
         assert await reader.save(blob(1), "dag-cbor") == cids[1]
     assert await reader.load(cids[1]) == blob(1)
+    assert await reader.has(cids[1]) is True
     assert await LocalCAS(tmp_path).load(cids[1]) == blob(1)
     with pytest.raises(BlockNotFoundError, match=f"its pack .*{pack.name} is gone"):
         await reader.load(cids[0])

@@ -678,16 +678,29 @@ class LocalCAS(ContentAddressedStore):
 
     # ------------------------------------------------------------------ reads
     async def has(self, id: IPLDKind) -> bool:  # noqa: A002
-        """Whether a file for the block is here. The file is not read (this is
-        on every copy's path): use :meth:`verify` to check its bytes.
+        """Whether the block is here: its file, or a packed copy whose pack
+        is still there. Neither is read (this is on every copy's path): use
+        :meth:`verify` to check the bytes.
 
         Raises:
             InvalidArgumentError: ``id`` is not a CID or has a truncated digest.
         """
         mh = bytes(self._as_cid(id).digest)
-        if self._packed_location(mh) is not None or self._file(mh).is_file():
+        if self._in_pack(self._packed_location(mh)) or self._file(mh).is_file():
             return True
-        return self._scan_packs() and mh in self._packed
+        return self._scan_packs() and self._in_pack(self._packed.get(mh))
+
+    def _in_pack(self, loc: int | None) -> bool:
+        """Whether packed location ``loc`` is readable: its pack is open
+        here, or still on disk (not removed since it was indexed)."""
+        if loc is None:
+            return False
+        ordinal = loc >> 64
+        with self._pack_lock:
+            if ordinal in self._pack_fds:
+                return True
+            path = self._pack_paths[ordinal]
+        return os.path.exists(path)
 
     def _open_block(self, cid: CID, path: str) -> tuple[int, int]:
         """Open ``cid``'s file: its descriptor and size.
