@@ -27,6 +27,15 @@ def blob(i: int, size: int = SMALL) -> bytes:
     return i.to_bytes(4, "big") * (size // 4)
 
 
+async def packed_store(folder: Path, count: int) -> tuple[LocalCAS, list[CID]]:
+    """A store with ``blob(0)`` to ``blob(count - 1)`` written in one batch
+    (so in one pack), and their ids."""
+    cas = LocalCAS(folder)
+    async with cas.write_batch():
+        cids = [await cas.save(blob(i), "dag-cbor") for i in range(count)]
+    return cas, cids
+
+
 def packed_at(cas: LocalCAS, cid: CID) -> tuple[Path, int, int]:
     """The pack file, offset and length of a packed block."""
     loc = cas._packed[bytes(cid.digest)]
@@ -136,9 +145,7 @@ def test_a_writer_killed_inside_a_batch_leaves_only_a_temporary_file(tmp_path: P
 async def test_a_damaged_packed_block_is_an_integrity_error_naming_it_and_a_put_repairs_it(
     tmp_path: Path,
 ) -> None:
-    cas = LocalCAS(tmp_path)
-    async with cas.write_batch():
-        cids = [await cas.save(blob(i), "dag-cbor") for i in range(3)]
+    cas, cids = await packed_store(tmp_path, 3)
     path, offset, _ = packed_at(cas, cids[1])
     flip_byte(path, offset + 10)
     fresh = LocalCAS(tmp_path)
@@ -158,9 +165,7 @@ async def test_a_damaged_packed_block_is_an_integrity_error_naming_it_and_a_put_
 async def test_a_pack_removed_after_it_was_indexed_is_named_and_a_put_writes_the_block_again(
     tmp_path: Path,
 ) -> None:
-    cas = LocalCAS(tmp_path)
-    async with cas.write_batch():
-        cids = [await cas.save(blob(i), "dag-cbor") for i in range(2)]
+    cas, cids = await packed_store(tmp_path, 2)
     reader = LocalCAS(tmp_path)
     assert await reader.load(cids[0]) == blob(0)  # indexes packs/ and opens the pack
     reader.close()
@@ -231,9 +236,7 @@ async def test_a_batch_starts_a_new_pack_past_the_size_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("py_hamt.cas.local.PACK_MAX_BYTES", 10 * SMALL)
-    cas = LocalCAS(tmp_path)
-    async with cas.write_batch():
-        cids = [await cas.save(blob(i), "dag-cbor") for i in range(35)]
+    cas, cids = await packed_store(tmp_path, 35)
     assert len(cas.pack_files()) == 4  # 11 blocks fill a pack (the header is 14 bytes)
     fresh = LocalCAS(tmp_path)
     assert [await fresh.load(c) for c in cids] == [blob(i) for i in range(35)]

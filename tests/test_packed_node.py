@@ -195,9 +195,20 @@ def _bucket_with(key_bytes: list[bytes]) -> bytes:
     return b"".join(out)
 
 
-async def _root_with_bucket(slot: int, bucket: bytes, cas: InMemoryCAS) -> Any:
-    data = b"\x99\x01\x00" + b"\xa0" * slot + bucket + b"\xa0" * (NODE_WIDTH - slot - 1)
-    return await cas.save(data, "dag-cbor")
+GOOD = "fine"
+
+
+async def _root_beside_a_bad_bucket(cas: InMemoryCAS, bad_keys: list[bytes]) -> tuple[Any, int]:
+    """A root whose node holds ``GOOD`` (value ``b"ok"``) and, in the next
+    slot, a bucket of ``bad_keys`` spliced in by hand (the encoder would not
+    write it): the root's id and the bad slot."""
+    good_slot = blake3_hashfn(GOOD.encode())[0]
+    bad_slot = (good_slot + 1) % NODE_WIDTH
+    entries: list[Any] = [None] * NODE_WIDTH
+    entries[good_slot] = {GOOD: await cas.save(b"ok", "raw")}
+    draft = Draft.thaw(Node.decode(encode_node(entries), None, b"", 4))
+    draft.put(bad_slot, _bucket_with(bad_keys))
+    return await cas.save(draft.encode()[0], "dag-cbor"), bad_slot
 
 
 @pytest.mark.parametrize(
@@ -212,21 +223,10 @@ async def test_a_bad_bucket_fails_when_it_is_read_and_in_every_walk(
     bad_keys: list[bytes], message: str
 ) -> None:
     cas = InMemoryCAS()
-    good = "fine"
-    good_slot = blake3_hashfn(good.encode())[0]
-    bad_slot = (good_slot + 1) % NODE_WIDTH
-    entries: list[Any] = [None] * NODE_WIDTH
-    entries[good_slot] = {good: await cas.save(b"ok", "raw")}
-    stored = encode_node(entries)
-    bad = _bucket_with(bad_keys)
-    # Splice the bad bucket in by hand: the encoder would not write it.
-    node = Node.decode(stored, None, b"", 4)
-    draft = Draft.thaw(node)
-    draft.put(bad_slot, bad)
-    root = await cas.save(draft.encode()[0], "dag-cbor")
+    root, bad_slot = await _root_beside_a_bad_bucket(cas, bad_keys)
     ro = await HAMT.build(cas=cas, root_node_id=root, read_only=True, values_are_bytes=True)
     # A lookup reads one bucket: the good one still answers...
-    assert await ro.get(good) == b"ok"
+    assert await ro.get(GOOD) == b"ok"
     # ...a lookup that lands on the bad bucket is refused, naming the node...
     probe = next(f"p{i}" for i in range(10_000) if blake3_hashfn(f"p{i}".encode())[0] == bad_slot)
     with pytest.raises(MalformedNodeError, match=message) as caught:
@@ -251,21 +251,14 @@ async def test_a_write_never_copies_a_bad_bucket_into_a_new_node(
     # again, or the new root is one that DAG-CBOR decoders (py-hamt 3.6's)
     # refuse, and the roots are no longer canonical.
     cas = InMemoryCAS()
-    good = "fine"
-    good_slot = blake3_hashfn(good.encode())[0]
-    entries: list[Any] = [None] * NODE_WIDTH
-    entries[good_slot] = {good: await cas.save(b"ok", "raw")}
-    draft = Draft.thaw(Node.decode(encode_node(entries), None, b"", 4))
-    bad_slot = (good_slot + 1) % NODE_WIDTH
-    draft.put(bad_slot, _bucket_with(bad_keys))
-    root = await cas.save(draft.encode()[0], "dag-cbor")
+    root, bad_slot = await _root_beside_a_bad_bucket(cas, bad_keys)
     blocks = len(cas.store)
     hamt = await HAMT.build(cas=cas, root_node_id=root, values_are_bytes=True)
     other = next(f"o{i}" for i in range(10_000) if blake3_hashfn(f"o{i}".encode())[0] != bad_slot)
     with pytest.raises(MalformedNodeError, match=message) as caught:
         await hamt.set_pointer(other, await cas.save(b"v", "raw"))
     assert root.hex() in str(caught.value)
-    assert await hamt.get(good) == b"ok"  # the HAMT still reads...
+    assert await hamt.get(GOOD) == b"ok"  # the HAMT still reads...
     await hamt.make_read_only()
     assert hamt.root_node_id == root  # ...and its root is the one it had
     assert len(cas.store) == blocks + 1  # the value block, and no node

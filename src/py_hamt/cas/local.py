@@ -542,21 +542,18 @@ class LocalCAS(ContentAddressedStore):
             BlockNotFoundError: the pack was removed after this object
                 indexed it, and there is no block file.
         """
-        ordinal, offset, _ = self._locate(loc)
         try:
             data = self._pread(loc)
             verify_block(cid, data)
-        except FileNotFoundError:
+        except (FileNotFoundError, IntegrityError) as exc:
             if os.path.exists(self._file_name(bytes(cid.digest))):
                 return None
-            raise BlockNotFoundError(cid, f"its pack {self._pack_paths[ordinal]} is gone") from None
-        except IntegrityError as exc:
-            if os.path.exists(self._file_name(bytes(cid.digest))):
-                return None
+            ordinal, offset, _ = self._locate(loc)
+            pack = self._pack_paths[ordinal]
+            if isinstance(exc, FileNotFoundError):
+                raise BlockNotFoundError(cid, f"its pack {pack} is gone") from None
             raise IntegrityError(
-                f"block {cid} in pack {self._pack_paths[ordinal]} (byte {offset}) is damaged: "
-                f"{exc}",
-                cid,
+                f"block {cid} in pack {pack} (byte {offset}) is damaged: {exc}", cid
             ) from exc
         return data
 
