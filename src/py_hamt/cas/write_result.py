@@ -15,7 +15,7 @@ DigestAlgorithm: TypeAlias = Literal["blake3", "sha2-256"]
 """The names in :data:`py_hamt.codec.multihash.HASH_FUNCTIONS`."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContentDigest:
     """A digest of some bytes: the algorithm and its value."""
 
@@ -49,7 +49,7 @@ class ContentDigest:
         return f"{self.algorithm}:{self.value.hex()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WriteResult:
     """The outcome of one write.
 
