@@ -18,6 +18,7 @@ from py_hamt.codec.cids import make_cid
 from py_hamt.codec.node import NODE_WIDTH, Link, decode_node, encode_id, encode_node
 from py_hamt.codec.packed_node import (
     Misplaced,
+    bucket_lookup,
     bucket_pairs,
     decode_id,
     encode_bucket,
@@ -70,6 +71,12 @@ def test_packed_nodes_hold_exactly_what_the_codec_decodes(
             assert entry is not None
             got = {k.decode(): decode_id(raw) for k, raw in bucket_pairs(entry)}
             assert got == expected
+            # A lookup finds each key's own id (one-key buckets take a
+            # shortcut), and a key the bucket does not hold is absent.
+            pairs = dict(bucket_pairs(entry))
+            for key, raw in pairs.items():
+                assert bucket_lookup(entry, key) == raw
+                assert bucket_lookup(entry, key + b"~") == pairs.get(key + b"~")
             # Re-encoding the decoded pairs gives the same canonical bytes.
             assert encode_bucket(bucket_pairs(entry)) == entry
     # Thawing and freezing again changes nothing.

@@ -337,7 +337,15 @@ def bucket_lookup(entry: bytes, kb: bytes) -> bytes | None:
     The whole bucket is checked as :func:`bucket_pairs` checks it (shape,
     UTF-8 keys, canonical order, so a repeated key is an error, never a
     choice between two ids); ``ValueError`` if it is malformed.
+
+    ``entry`` must come from :func:`scan_node` or the encoder, which checked
+    its shape: so a bucket of one short key that is ``kb`` (most lookups in
+    a large trie) is answered without parsing it again, since ``kb`` is
+    valid UTF-8 and one key has no order to check.
     """
+    k = len(kb)
+    if k < 24 and entry[0] == 0xA1 and entry[1] == 0x60 + k and entry.startswith(kb, 2):
+        return entry[2 + k :]
     found: bytes | None = None
     for key, raw in _bucket(entry, 0, len(entry)):
         if key == kb:  # ``kb`` is valid UTF-8, and so is an equal key
