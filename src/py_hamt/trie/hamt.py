@@ -70,6 +70,7 @@ from py_hamt.trie.commit import WriteBuffer, write_draft, write_slot
 from py_hamt.trie.hashing import HashFn, blake3_hashfn
 from py_hamt.trie.loading import Loader, missing
 from py_hamt.trie.node import Draft, Node
+from py_hamt.trie.node_cache import shared_node_cache
 from py_hamt.trie.passes import Fetch, NeedsLoad, delete_pass, find_pass, set_pass
 from py_hamt.trie.pending import PendingSets, Record
 from py_hamt.trie.walk import walk
@@ -114,6 +115,11 @@ class HAMT:
         max_cache_bytes: bound on clean nodes kept in memory, in either mode
             (least recently used evicted first), counted in exact CPython
             sizes: a node costs about its encoded size. Default 128 MiB.
+            HAMTs opened read-only on the same store object, with the same
+            ``hash_fn``, ``max_bucket_size`` and ``max_cache_bytes``, share
+            one such cache (for as long as the store object lives), so a
+            root opened again starts warm; a HAMT opened in write mode has
+            its own.
         max_buffer_bytes: bound on the memory held in write mode by changed
             nodes and by sets waiting for their path to be loaded (see
             :meth:`set`). Past it, the HAMT applies the waiting sets and
@@ -172,7 +178,14 @@ class HAMT:
         self.values_are_bytes = bool(values_are_bytes)
         self._read_only = bool(read_only)
         self.max_buffer_bytes = max_buffer_bytes
-        self._loader = Loader(cas, max_bucket_size, max_cache_bytes)
+        # Read-only HAMTs on one store object share their node cache (so a
+        # root opened again starts warm); a writer keeps its own.
+        shared = (
+            shared_node_cache(cas, max_bucket_size, hash_fn, max_cache_bytes)
+            if self._read_only
+            else None
+        )
+        self._loader = Loader(cas, max_bucket_size, max_cache_bytes, shared)
         self._buffer = WriteBuffer()
         # The root in memory (a clean Node or a Draft), or None when only its
         # id is known (not loaded yet, or dropped by cache_vacate).
@@ -291,7 +304,8 @@ class HAMT:
     async def cache_size(self) -> int:
         """Bytes of memory held: cached clean nodes, the root, and changed
         nodes (CPython sizes, see :meth:`Node.memory`), and the packed bytes
-        of sets waiting to be applied."""
+        of sets waiting to be applied. A node cache shared with other
+        read-only HAMTs (see ``max_cache_bytes``) is counted whole."""
         root = self._root
         total = self._loader.cache.nbytes + self._buffer.nbytes + self._pending.nbytes
         if type(root) is Node:
@@ -301,7 +315,8 @@ class HAMT:
     async def cache_vacate(self) -> None:
         """Free memory. In write mode, changed nodes are written first; then
         cached nodes are dropped (and reloaded on demand). In read-only mode
-        the root is dropped too, keeping only its id."""
+        the root is dropped too, keeping only its id, and a node cache
+        shared with other read-only HAMTs is emptied for all of them."""
         if self._read_only:
             if type(self._root) is Node:
                 self._root = None

@@ -43,10 +43,19 @@ class Loader:
     alike; a writer thaws a copy before changing anything.
     """
 
-    def __init__(self, cas: ContentAddressedStore, max_bucket_size: int, max_cache_bytes: int):
+    def __init__(
+        self,
+        cas: ContentAddressedStore,
+        max_bucket_size: int,
+        max_cache_bytes: int,
+        cache: NodeCache | None = None,
+    ):
+        """``cache``: a cache to use (one shared with other loaders on the
+        same store, see :func:`~py_hamt.trie.node_cache.shared_node_cache`);
+        by default a new one of ``max_cache_bytes``."""
         self.cas = cas
         self.max_bucket_size = max_bucket_size
-        self.cache = NodeCache(max_cache_bytes)
+        self.cache = cache if cache is not None else NodeCache(max_cache_bytes)
         # Keyed by (loop, id): a loop runs on one thread, so threads sharing a
         # read-only HAMT never touch one another's entries.
         self._inflight: dict[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Node]] = {}
