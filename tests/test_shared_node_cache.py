@@ -46,7 +46,14 @@ async def test_a_root_opened_again_on_the_same_store_starts_warm() -> None:
 
 @pytest.mark.parametrize(
     "other",
-    ["another store object", "max_bucket_size", "hash_fn", "max_cache_bytes", "a writer"],
+    [
+        "another store object",
+        "max_bucket_size",
+        "hash_fn",
+        "an equal hash_fn",
+        "max_cache_bytes",
+        "a writer",
+    ],
 )
 async def test_other_stores_settings_and_writers_start_cold(other: str) -> None:
     cas = CountingCAS()
@@ -57,6 +64,18 @@ async def test_other_stores_settings_and_writers_start_cold(other: str) -> None:
     def same_hash(data: bytes) -> bytes:
         return blake3_hashfn(data)
 
+    class Blake3:
+        """Hash functions that all compare equal: told apart by identity."""
+
+        def __call__(self, data: bytes) -> bytes:
+            return blake3_hashfn(data)
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Blake3)
+
+        def __hash__(self) -> int:
+            return 0
+
     reader_cas = cas
     if other == "another store object":
         reader_cas = CountingCAS()
@@ -66,6 +85,9 @@ async def test_other_stores_settings_and_writers_start_cold(other: str) -> None:
         reader = await _reader(cas, root, max_bucket_size=8)
     elif other == "hash_fn":
         reader = await _reader(cas, root, hash_fn=same_hash)
+    elif other == "an equal hash_fn":
+        await _node_loads(cas, await _reader(cas, root, hash_fn=Blake3()), keys)
+        reader = await _reader(cas, root, hash_fn=Blake3())
     elif other == "max_cache_bytes":
         reader = await _reader(cas, root, max_cache_bytes=2**20)
     else:

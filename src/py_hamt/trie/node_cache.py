@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 from py_hamt.caching import LRUCache
@@ -27,13 +27,18 @@ class NodeCache(LRUCache[Any, Node]):
         super().__init__(max_bytes, Node.memory)
 
 
-_Settings = tuple[int, Hashable, int]
-"""``(max_bucket_size, hash_fn, max_bytes)``: what a cached node depends on
-besides its id (the bucket bound it was checked against, the hash its
-``checked`` path was found with), and the cache's bound."""
+_Settings = tuple[int, int, int]
+"""``(max_bucket_size, id(hash_fn), max_bytes)``: what a cached node depends
+on besides its id (the bucket bound it was checked against, the hash its
+``checked`` path was found with), and the cache's bound. The hash function
+is told apart by identity, never by ``==``, and each entry holds it, so its
+id cannot be reused while the entry lives."""
 
-# Per live store object (by id): a weak reference to it, and its shared caches.
-_SHARED: dict[int, tuple[weakref.ref[Any], dict[_Settings, NodeCache]]] = {}
+# Per live store object (by id): a weak reference to it, and its shared
+# caches, each with the hash function it was made for.
+_SHARED: dict[
+    int, tuple[weakref.ref[Any], dict[_Settings, tuple[Callable[[bytes], bytes], NodeCache]]]
+] = {}
 # Reentrant: a store object collected while the lock is held calls _forget.
 _LOCK = threading.RLock()
 
@@ -43,8 +48,8 @@ def shared_node_cache(
 ) -> NodeCache | None:
     """The node cache that read-only HAMTs opened on this very store object
     with these settings share, created on first use; ``None`` when the store
-    object cannot be weakly referenced or ``hash_fn`` is unhashable (the
-    HAMT then keeps a cache of its own).
+    object cannot be weakly referenced (the HAMT then keeps a cache of its
+    own).
 
     Sharing is by object identity: a node is the block its id names as this
     store returned it, so HAMTs on another store object (another folder,
@@ -52,12 +57,8 @@ def shared_node_cache(
     lives as long as the store object: re-opening a root on the same store
     finds the nodes an earlier reader loaded, up to ``max_bytes`` in all.
     """
-    try:
-        settings: _Settings = (max_bucket_size, hash_fn, max_bytes)
-        hash(settings)
-    except TypeError:
-        return None
     key = id(cas)
+    settings: _Settings = (max_bucket_size, id(hash_fn), max_bytes)
     with _LOCK:
         entry = _SHARED.get(key)
         if entry is None or entry[0]() is not cas:
@@ -67,10 +68,10 @@ def shared_node_cache(
                 return None
             entry = (ref, {})
             _SHARED[key] = entry
-        cache = entry[1].get(settings)
-        if cache is None:
-            cache = entry[1][settings] = NodeCache(max_bytes)
-        return cache
+        held = entry[1].get(settings)
+        if held is None:
+            held = entry[1][settings] = (hash_fn, NodeCache(max_bytes))
+        return held[1]
 
 
 def _forget(key: int) -> None:
