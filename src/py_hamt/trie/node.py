@@ -53,6 +53,7 @@ __all__ = [
     "Frozen",
     "Node",
     "View",
+    "invalid_node",
     "node_id",
     "node_name",
     "raw_name",
@@ -128,9 +129,7 @@ class Node:
         try:
             node_contents(self.bitmap, self.packed, self.offsets)
         except (ValueError, IndexError) as exc:
-            raise MalformedNodeError(
-                f"node {node_name(self)} is not a valid HAMT node: {exc}", node_id(self)
-            ) from exc
+            raise invalid_node(self, exc) from exc
 
     @classmethod
     def decode(cls, data: bytes, block_id: object, raw_id: bytes, max_bucket_size: int) -> Node:
@@ -355,6 +354,13 @@ class Draft:
     def __repr__(self) -> str:
         used = len(self.slots)
         return f"<Draft {used}/256 slots used>"
+
+
+def invalid_node(node: Node | Draft, detail: object) -> MalformedNodeError:
+    """The error for a node whose entries are malformed, naming it."""
+    return MalformedNodeError(
+        f"node {node_name(node)} is not a valid HAMT node: {detail}", node_id(node)
+    )
 
 
 def node_name(node: Node | Draft) -> str:

@@ -30,7 +30,7 @@ from py_hamt.codec.packed_node import (
 )
 from py_hamt.errors import HashExhaustedError, KeyNotFoundError, MalformedNodeError
 from py_hamt.trie.commit import WriteBuffer
-from py_hamt.trie.node import PROMOTE_AFTER, VIEW_DEPTH, Draft, Node, node_id, node_name
+from py_hamt.trie.node import PROMOTE_AFTER, VIEW_DEPTH, Draft, Node, invalid_node
 
 __all__ = [
     "Fetch",
@@ -58,11 +58,7 @@ def pairs_of(node: Node | Draft, slot: int, entry: bytes) -> list[Pair]:
     try:
         return bucket_pairs(entry)
     except (ValueError, IndexError) as exc:
-        raise MalformedNodeError(
-            f"node {node_name(node)} is not a valid HAMT node: the bucket in slot {slot} "
-            f"is malformed ({exc})",
-            node_id(node),
-        ) from exc
+        raise invalid_node(node, f"the bucket in slot {slot} is malformed ({exc})") from exc
 
 
 def find_pass(root: Node | Draft, h: bytes, kb: bytes, key: str, fetch: Fetch) -> bytes:

@@ -22,7 +22,15 @@ from collections.abc import AsyncIterator, Callable
 from py_hamt.codec.packed_node import Misplaced, NodeContents, node_contents, node_summary
 from py_hamt.errors import BlockNotFoundError, MalformedNodeError
 from py_hamt.trie.loading import Loader, missing
-from py_hamt.trie.node import Draft, Node, node_id, node_name, raw_name, raw_to_id
+from py_hamt.trie.node import (
+    Draft,
+    Node,
+    invalid_node,
+    node_id,
+    node_name,
+    raw_name,
+    raw_to_id,
+)
 
 __all__ = ["MAX_CONCURRENT_LOADS", "walk"]
 
@@ -110,9 +118,7 @@ def _decode(
     except Misplaced as exc:
         raise MalformedNodeError(f"node {node_name(node)} {exc}", node_id(node)) from exc
     except (ValueError, IndexError) as exc:
-        raise MalformedNodeError(
-            f"node {node_name(node)} is not a valid HAMT node: {exc}", node_id(node)
-        ) from exc
+        raise invalid_node(node, exc) from exc
 
 
 async def _load_children(
